@@ -1,0 +1,307 @@
+package incident
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Length caps, in bytes, on every string and list of an incident. They keep
+// one incident under MaxBytes and keep attacker-chosen text short enough to
+// show in a sidebar line.
+const (
+	MaxID             = 256
+	MaxSource         = 64
+	MaxIP             = 64
+	MaxCity           = 128
+	MaxOrg            = 256
+	MaxHost           = 64
+	MaxTitle          = 128
+	MaxSummary        = 1024
+	MaxAction         = 32
+	MaxTags           = 16
+	MaxTag            = 32
+	MaxList           = 32
+	MaxEvidenceString = 256
+	MaxGeoSource      = 32
+)
+
+// Validate checks every field against the contract and returns the first
+// problem as a one-line error naming the field, e.g.
+// `severity: unknown value "hgih"`.
+func (in *Incident) Validate() error {
+	if err := checkText("id", in.ID, MaxID, true); err != nil {
+		return err
+	}
+	if err := checkName("source", in.Source, MaxSource, false); err != nil {
+		return err
+	}
+	if !in.Severity.Valid() {
+		return fmt.Errorf("severity: unknown value %s", quote(string(in.Severity)))
+	}
+	if in.IP == "" {
+		return fmt.Errorf("ip: missing")
+	}
+	if len(in.IP) > MaxIP {
+		return fmt.Errorf("ip: %d bytes, over the %d byte limit", len(in.IP), MaxIP)
+	}
+	if a, err := netip.ParseAddr(in.IP); err != nil || a.Zone() != "" {
+		return fmt.Errorf("ip: not an IPv4 or IPv6 address: %s", quote(in.IP))
+	}
+	if err := checkCountry("country", in.Country); err != nil {
+		return err
+	}
+	switch {
+	case in.Lat == nil && in.Lon == nil:
+	case in.Lat == nil || in.Lon == nil:
+		return fmt.Errorf("lat, lon: give both or neither")
+	default:
+		if err := checkLatLon("", *in.Lat, *in.Lon); err != nil {
+			return err
+		}
+	}
+	if in.TS.IsZero() {
+		return fmt.Errorf("ts: missing")
+	}
+	if err := checkText("city", in.City, MaxCity, false); err != nil {
+		return err
+	}
+	if err := checkText("org", in.Org, MaxOrg, false); err != nil {
+		return err
+	}
+	if in.AccuracyKM < 0 || in.AccuracyKM > 20040 {
+		return fmt.Errorf("accuracy_km: %d is not between 0 and 20040", in.AccuracyKM)
+	}
+	if err := checkText("host", in.Host, MaxHost, false); err != nil {
+		return err
+	}
+	if t := in.Target; t != nil {
+		if err := checkLatLon("target.", t.Lat, t.Lon); err != nil {
+			return err
+		}
+		if err := checkCountry("target.country", t.Country); err != nil {
+			return err
+		}
+	}
+	if err := checkText("title", in.Title, MaxTitle, false); err != nil {
+		return err
+	}
+	if err := checkText("summary", in.Summary, MaxSummary, false); err != nil {
+		return err
+	}
+	if !in.FirstSeen.IsZero() && !in.LastSeen.IsZero() && in.LastSeen.Before(in.FirstSeen) {
+		return fmt.Errorf("last_seen: before first_seen")
+	}
+	if in.Count < 0 {
+		return fmt.Errorf("count: %d is negative", in.Count)
+	}
+	if err := in.Evidence.validate(); err != nil {
+		return err
+	}
+	if s := in.AbuseScore; s != nil && (*s < 0 || *s > 100) {
+		return fmt.Errorf("abuse_score: %d is not between 0 and 100", *s)
+	}
+	if len(in.Tags) > MaxTags {
+		return fmt.Errorf("tags: %d items, over the %d item limit", len(in.Tags), MaxTags)
+	}
+	for i, t := range in.Tags {
+		if err := checkName("tags["+strconv.Itoa(i)+"]", t, MaxTag, true); err != nil {
+			return err
+		}
+	}
+	if in.Action != "" {
+		if err := checkName("action", in.Action, MaxAction, false); err != nil {
+			return err
+		}
+	}
+	if in.GeoSource != "" {
+		if err := checkName("geo_source", in.GeoSource, MaxGeoSource, true); err != nil {
+			return err
+		}
+	}
+	b, err := Marshal(in)
+	if err != nil {
+		return fmt.Errorf("incident: %w", err)
+	}
+	if len(b) > MaxBytes {
+		return fmt.Errorf("incident: %d bytes encoded, over the %d byte limit", len(b), MaxBytes)
+	}
+	return nil
+}
+
+func (e *Evidence) validate() error {
+	if e == nil {
+		return nil
+	}
+	lists := []struct {
+		name string
+		v    []string
+	}{
+		{"evidence.users", e.Users}, {"evidence.paths", e.Paths},
+		{"evidence.user_agents", e.UserAgents}, {"evidence.methods", e.Methods},
+		{"evidence.argv", e.Argv}, {"evidence.lists", e.Lists},
+	}
+	for _, l := range lists {
+		if len(l.v) > MaxList {
+			return fmt.Errorf("%s: %d items, over the %d item limit", l.name, len(l.v), MaxList)
+		}
+		for i, s := range l.v {
+			if err := checkText(l.name+"["+strconv.Itoa(i)+"]", s, MaxEvidenceString, false); err != nil {
+				return err
+			}
+		}
+	}
+	if len(e.Ports) > MaxList {
+		return fmt.Errorf("evidence.ports: %d items, over the %d item limit", len(e.Ports), MaxList)
+	}
+	for i, p := range e.Ports {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("evidence.ports[%d]: %d is not a port", i, p)
+		}
+	}
+	if len(e.Statuses) > MaxList {
+		return fmt.Errorf("evidence.statuses: %d items, over the %d item limit", len(e.Statuses), MaxList)
+	}
+	for i, s := range e.Statuses {
+		if s < 100 || s > 999 {
+			return fmt.Errorf("evidence.statuses[%d]: %d is not an HTTP status", i, s)
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"evidence.comm", e.Comm}, {"evidence.parent", e.Parent}, {"evidence.dst", e.Dst},
+	} {
+		if err := checkText(f.name, f.v, MaxEvidenceString, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLatLon(prefix string, lat, lon float64) error {
+	if math.IsNaN(lat) || lat < -90 || lat > 90 {
+		return fmt.Errorf("%slat: %v is not between -90 and 90", prefix, lat)
+	}
+	if math.IsNaN(lon) || lon < -180 || lon > 180 {
+		return fmt.Errorf("%slon: %v is not between -180 and 180", prefix, lon)
+	}
+	return nil
+}
+
+func checkCountry(field, c string) error {
+	if c == "" {
+		return nil
+	}
+	if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
+		return fmt.Errorf("%s: %s is not an ISO 3166 alpha-2 code", field, quote(c))
+	}
+	return nil
+}
+
+// checkText accepts valid UTF-8 without control characters, up to max bytes.
+func checkText(field, s string, max int, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s: missing", field)
+		}
+		return nil
+	}
+	if len(s) > max {
+		return fmt.Errorf("%s: %d bytes, over the %d byte limit", field, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s: not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if isControl(r) {
+			return fmt.Errorf("%s: control character %U not allowed", field, r)
+		}
+	}
+	return nil
+}
+
+// checkName accepts lowercase identifiers: a-z, 0-9, '_' and, when
+// punct is set, also '-', '.' and ':'.
+func checkName(field, s string, max int, punct bool) error {
+	if s == "" {
+		return fmt.Errorf("%s: missing", field)
+	}
+	if len(s) > max {
+		return fmt.Errorf("%s: %d bytes, over the %d byte limit", field, len(s), max)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' ||
+			punct && (c == '-' || c == '.' || c == ':')
+		if !ok {
+			return fmt.Errorf("%s: %s has characters other than a-z, 0-9 and _", field, quote(s))
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029
+}
+
+// quote quotes s for an error message, shortened so a hostile value cannot
+// make the message long.
+func quote(s string) string {
+	if len(s) > 40 {
+		s = CleanText(s, 40)
+	}
+	return strconv.Quote(s)
+}
+
+// CleanText makes attacker-controlled text safe to put in an incident:
+// invalid UTF-8 becomes U+FFFD, control characters become \xNN escapes, and
+// the result is cut to at most max bytes on a rune boundary, ending in "…"
+// when cut. Sensors call it on usernames, paths, user agents and argv before
+// building an incident; the result always passes Validate's text checks.
+func CleanText(s string, max int) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean && len(s) <= max {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				r = '\uFFFD'
+			}
+		}
+		if isControl(r) {
+			if r <= 0xff {
+				fmt.Fprintf(&b, "\\x%02x", r)
+			} else {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if len(out) <= max {
+		return out
+	}
+	const ell = "…"
+	cut := max - len(ell)
+	if cut < 0 {
+		cut = 0
+	}
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	if max < len(ell) {
+		return out[:cut]
+	}
+	return out[:cut] + ell
+}

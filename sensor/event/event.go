@@ -1,0 +1,81 @@
+// Package event defines the raw event: one observation by a collector (a
+// kernel tracepoint hit, an sshd log line, an access log line, a firewall
+// drop) before any detector has judged it. Events are the detectors' input
+// and are written one per line to events-YYYY-MM-DD.jsonl (shared/DESIGN.md).
+//
+// Collectors fill only the fields that apply. Strings that an attacker
+// chooses (user, path, argv, ua) must be passed through incident.CleanText
+// (or an equivalent cap) by the collector before they land here.
+package event
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kinds of event. Add new kinds here rather than inventing them at a call site.
+const (
+	KindExec        = "exec"
+	KindConnect     = "connect"
+	KindAccept      = "accept"
+	KindOpen        = "open"
+	KindProbe       = "probe" // a TCP reset sent for a closed port: someone knocked
+	KindSSHFailed   = "ssh_failed"
+	KindSSHAccepted = "ssh_accepted"
+	KindHTTPRequest = "http_request"
+	KindFWDrop      = "fw_drop"
+)
+
+// Sources of events.
+const (
+	SourceEBPF        = "ebpf"
+	SourceAuthLog     = "auth_log"
+	SourceJournald    = "journald"
+	SourceAccessLog   = "access_log"
+	SourceFirewallLog = "firewall_log"
+)
+
+// Event is one raw observation. The JSON names are the raw events format of
+// shared/DESIGN.md; fields after Status are additions that keep the same
+// style (snake_case, omitted when empty). Only ever add fields.
+type Event struct {
+	TS     time.Time `json:"ts"`
+	Kind   string    `json:"kind"`
+	Source string    `json:"source"`
+
+	PID  uint32 `json:"pid,omitempty"`
+	PPID uint32 `json:"ppid,omitempty"`
+	// UID is a pointer because uid 0 (root) is the most interesting value
+	// and must not be omitted.
+	UID  *uint32  `json:"uid,omitempty"`
+	Comm string   `json:"comm,omitempty"`
+	Path string   `json:"path,omitempty"`
+	Argv []string `json:"argv,omitempty"`
+
+	SrcIP   netip.Addr `json:"src_ip,omitzero"`
+	SrcPort uint16     `json:"src_port,omitempty"`
+	DstIP   netip.Addr `json:"dst_ip,omitzero"`
+	DstPort uint16     `json:"dst_port,omitempty"`
+
+	User   string `json:"user,omitempty"`
+	Method string `json:"method,omitempty"`
+	Status int    `json:"status,omitempty"`
+	UA     string `json:"ua,omitempty"`
+
+	// ParentComm is the parent process's comm, for exec events.
+	ParentComm string `json:"parent_comm,omitempty"`
+	// Query is the URL query string of an http_request, without the '?'.
+	Query string `json:"query,omitempty"`
+	// Size is the response size of an http_request in bytes.
+	Size int64 `json:"size,omitempty"`
+	// Vhost is the virtual host of an http_request, when the log has one.
+	Vhost string `json:"vhost,omitempty"`
+	// Proto is the transport of a fw_drop or network event ("tcp", "udp").
+	Proto string `json:"proto,omitempty"`
+	// Detail refines the kind, e.g. for sshd: "invalid_user",
+	// "failed_password", "max_auth_tries", "preauth_close", "kex_failure",
+	// "no_ident", "accepted_publickey".
+	Detail string `json:"detail,omitempty"`
+	// Host is the name of the machine whose log held the line (syslog host).
+	Host string `json:"host,omitempty"`
+}
