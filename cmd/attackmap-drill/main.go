@@ -1,0 +1,253 @@
+// Command attackmap-drill attacks this machine for real, on loopback only,
+// so a running attackmap sensor lights up the map: SSH brute force and
+// credential stuffing against an OpenSSH server it starts, a port scan of
+// closed ports, a web scan, exploit probes and login stuffing against a
+// small web server writing an nginx access log. See package drill.
+//
+//	attackmap-drill run [flags]      run the drill (make drill)
+//	attackmap-drill overlay FILE     write the drill GeoIP overlay
+//	attackmap-drill plan [--json]    list the attacks and what they should raise
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/attackmap/attackmap/drill"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// errUsage marks a bad command line: exit status 2.
+var errUsage = errors.New("usage")
+
+// errFailed marks a drill whose attacks failed after the report was
+// printed: exit status 1 without repeating the errors.
+var errFailed = errors.New("drill failed")
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage: attackmap-drill COMMAND [flags]
+
+Real attacks against this machine, on loopback only, from 127.10.0.x
+addresses, bounded in count and time, so a running attackmap sensor has
+something to report. Commands:
+
+  run       run the drill (what make drill does)
+  overlay   FILE: write the drill GeoIP overlay (GeoIP2-City mmdb) to FILE
+  plan      list the attacks, their source addresses, the incidents they
+            should raise and where the overlay places them
+  version   print the version
+
+Run "attackmap-drill COMMAND -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "run":
+		return runDrill(ctx, args[1:], getenv, stdout, stderr)
+	case "overlay":
+		return runOverlay(args[1:], stdout, stderr)
+	case "plan":
+		return runPlan(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "attackmap-drill", version)
+		return nil
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "attackmap-drill: unknown command %q\n%s", args[0], usage)
+	return errUsage
+}
+
+// parse parses a flag set, turning a parse error into errUsage (the flag
+// package has already printed it) and -h into a clean exit.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func runDrill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attackmap-drill run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defDir := getenv("ATTACKMAP_DRILL_DIR")
+	if defDir == "" {
+		defDir = filepath.Join("data", "drill")
+	}
+	dir := fs.String("dir", defDir, "directory for the drill's files (env ATTACKMAP_DRILL_DIR); the defaults below are in it")
+	authLog := fs.String("auth-log", "", "file the drill sshd's log lines are appended to, in auth.log format\n(default DIR/auth.log; point the sensor's --auth-log at it)")
+	accessLog := fs.String("access-log", "", "file the drill web server's nginx combined lines are appended to\n(default DIR/access.log; point the sensor's --access-log at it)")
+	overlay := fs.String("overlay", "", "where to write the drill GeoIP overlay before attacking\n(default DIR/geoip-drill.mmdb; \"-\" writes none)")
+	only := fs.String("only", "", "comma-separated attacks to run (default all): "+strings.Join(drill.Names(), ","))
+	format := fs.String("format", drill.FormatBSD, "auth log stamps: bsd (\"Mar  2 14:32:01 host sshd[812]: ...\", Debian's rsyslog default)\nor rfc3339 (\"2026-03-02T14:32:01.123456+00:00 host sshd[812]: ...\")")
+	hostname := fs.String("hostname", "", "syslog HOST field of the auth log lines (default the short host name)")
+	sshd := fs.String("sshd", "", "OpenSSH server binary (default /usr/sbin/sshd, else sshd on PATH)")
+	noInstall := fs.Bool("no-install", false, "do not apt-get install openssh-server when sshd is missing (it is installed\nonly when running as root; Debian's ssh service it starts is then disabled again)")
+	timeout := fs.Duration("timeout", drill.DefaultTimeout, "bound on the whole drill (a run takes a few seconds; the rest is room for\ninstalling openssh-server)")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	verbose := fs.Bool("v", false, "log progress to stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: attackmap-drill run [flags]\n\n"+
+			"Runs each attack from its own 127.10.0.x address against this machine on loopback:\n"+
+			"a real sshd on a spare 127.0.0.1 port (Debian package openssh-server), closed ports\n"+
+			"on 127.0.0.1, a web server on a spare 127.0.0.1 port. The sensor must read the two\n"+
+			"log files, load the overlay first in its GeoIP list, and report loopback sources.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "attackmap-drill run: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	orDefault := func(v, name string) string {
+		if v == "" {
+			return filepath.Join(*dir, name)
+		}
+		return v
+	}
+	cfg := drill.Config{
+		AuthLog:   orDefault(*authLog, "auth.log"),
+		AccessLog: orDefault(*accessLog, "access.log"),
+		Format:    *format,
+		Hostname:  *hostname,
+		SSHD:      *sshd,
+		Install:   !*noInstall,
+		Timeout:   *timeout,
+	}
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, p := range []string{cfg.AuthLog, cfg.AccessLog} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+			return err
+		}
+	}
+	if ov := orDefault(*overlay, "geoip-drill.mmdb"); ov != "-" {
+		if err := drill.WriteOverlay(ov); err != nil {
+			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+			return err
+		}
+		fmt.Fprintf(stdout, "overlay:    %s\n", ov)
+	}
+	fmt.Fprintf(stdout, "auth log:   %s\naccess log: %s\n\n", cfg.AuthLog, cfg.AccessLog)
+	rep, err := drill.Run(ctx, cfg)
+	if rep.Results == nil && err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err) // bad configuration
+		return errUsage
+	}
+	var werr error
+	if *asJSON {
+		werr = rep.WriteJSON(stdout)
+	} else {
+		werr = rep.WriteText(stdout)
+	}
+	if werr != nil {
+		return werr
+	}
+	if err != nil {
+		return errFailed
+	}
+	return nil
+}
+
+func runOverlay(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attackmap-drill overlay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: attackmap-drill overlay FILE\n\n"+
+			"Writes the drill GeoIP overlay, a GeoIP2-City mmdb placing the drill's 127.10.0.x\n"+
+			"attackers in real cities, to FILE (atomically). Only drills should load it.\n")
+	}
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if err := drill.WriteOverlay(fs.Arg(0)); err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+		return err
+	}
+	fmt.Fprintln(stdout, fs.Arg(0))
+	return nil
+}
+
+func runPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attackmap-drill plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the plan as a JSON array")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "attackmap-drill plan: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(drill.Plan())
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTACK\tFROM\tCOUNT\tEXPECT\tPLACED IN\tWHAT")
+	for _, a := range drill.Plan() {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s %s\t%s, %s (%.4f, %.4f)\t%s\n", a.Name, a.Addr, a.Planned,
+			a.Source, a.Severity, a.Place.City, a.Place.Country, a.Place.Lat, a.Place.Lon, a.What)
+	}
+	return tw.Flush()
+}
