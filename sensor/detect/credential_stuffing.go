@@ -1,0 +1,211 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/sensor/event"
+)
+
+// credentialStuffing raises "credential_stuffing" (high) for many distinct
+// usernames tried over SSH from one address (the 5th distinct username
+// within the bucket), and for web login abuse: POSTs to login endpoints
+// answered 401/403, or repeated POSTs to wp-login.php/xmlrpc.php.
+type credentialStuffing struct {
+	cfg        CredentialStuffing
+	loginPaths []string
+	wpPaths    []string
+	t          *tracker[credState]
+}
+
+type credState struct {
+	users     bucket
+	seen      distinct // distinct usernames while the bucket is filled
+	att       attempts
+	http, wp  bucket
+	sshN      int      // SSH attempts since the user bucket started
+	preUsers  []string // usernames before the incident opened
+	prePaths  []string // login paths before the incident opened
+	ep        *episode
+	viaSSH    bool
+	httpCount int
+}
+
+func newCredentialStuffing(e *Engine) *credentialStuffing {
+	d := &credentialStuffing{
+		cfg:        e.cfg.CredentialStuffing,
+		loginPaths: lowerAll(e.cfg.CredentialStuffing.LoginPaths),
+		wpPaths:    lowerAll(e.cfg.CredentialStuffing.WPPaths),
+	}
+	d.t = newTracker(e, func(s *credState) int64 {
+		exp := max(s.users.drainedAt(d.cfg.SSHUsers), s.http.drainedAt(d.cfg.HTTPFailures), s.wp.drainedAt(d.cfg.WordPress))
+		if s.ep != nil {
+			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
+		}
+		return exp
+	})
+	return d
+}
+
+func (d *credentialStuffing) sweep(now int64) { d.t.sweep(now) }
+func (d *credentialStuffing) keys() int       { return d.t.keys() }
+
+func (d *credentialStuffing) handle(e *Engine, ev *event.Event, now int64, out []incident.Incident) []incident.Incident {
+	switch ev.Kind {
+	case event.KindSSHFailed:
+		if !isAttempt(ev) || !e.reportable(ev.SrcIP) {
+			return out
+		}
+		return d.ssh(e, ev, now, out)
+	case event.KindHTTPRequest:
+		if ev.Method != "POST" || !e.reportable(ev.SrcIP) {
+			return out
+		}
+		return d.web(e, ev, now, out)
+	}
+	return out
+}
+
+func (d *credentialStuffing) ssh(e *Engine, ev *event.Event, now int64, out []incident.Incident) []incident.Incident {
+	st := d.t.get(ev.SrcIP, now)
+	if !st.att.count(ev) {
+		return out
+	}
+	open := d.current(e, st, now)
+	if st.users.empty(now, d.cfg.SSHUsers) && open == nil {
+		st.seen.reset()
+		st.sshN = 0
+		st.preUsers = st.preUsers[:0]
+	}
+	st.sshN++
+	fired := false
+	if st.seen.add(hashString(ev.User), max(64, 3*d.cfg.SSHUsers.threshold())) {
+		fired = st.users.add(now, d.cfg.SSHUsers)
+	}
+	if open != nil {
+		open.count++
+		addText(&open.inc.Evidence.Users, ev.User)
+		return d.publish(e, st, open, now, out)
+	}
+	if !fired {
+		if len(st.preUsers) < incident.MaxList {
+			st.preUsers = appendDistinct(st.preUsers, ev.User)
+		}
+		return out
+	}
+	ep := e.open("credential_stuffing", ev.SrcIP.String(), d.cfg.Severity, d.cfg.SSHUsers.threshold(), st.users.since, now, st.sshN)
+	for _, u := range st.preUsers {
+		addText(&ep.inc.Evidence.Users, u)
+	}
+	addText(&ep.inc.Evidence.Users, ev.User)
+	st.preUsers, st.ep, st.viaSSH = nil, ep, true
+	ep.inc.Title = "Credential stuffing"
+	ep.render = func() { d.render(ep, true) }
+	return d.publish(e, st, ep, now, out)
+}
+
+func (d *credentialStuffing) web(e *Engine, ev *event.Event, now int64, out []incident.Incident) []incident.Incident {
+	wp := hasSuffixAnyFold(ev.Path, d.wpPaths)
+	_, login := containsAnyFold(ev.Path, d.loginPaths)
+	failed := login && (ev.Status == 401 || ev.Status == 403)
+	if !wp && !failed {
+		return out
+	}
+	st := d.t.get(ev.SrcIP, now)
+	open := d.current(e, st, now)
+	if open == nil && st.http.empty(now, d.cfg.HTTPFailures) && st.wp.empty(now, d.cfg.WordPress) {
+		st.prePaths = st.prePaths[:0]
+	}
+	var fired bool
+	var b *bucket
+	var c Bucket
+	if failed {
+		b, c = &st.http, d.cfg.HTTPFailures
+		fired = st.http.add(now, c)
+	}
+	if wp {
+		if st.wp.add(now, d.cfg.WordPress) && !fired {
+			b, c, fired = &st.wp, d.cfg.WordPress, true
+		} else if b == nil {
+			b, c = &st.wp, d.cfg.WordPress
+		}
+	}
+	if open != nil {
+		open.count++
+		st.httpCount++
+		d.webEvidence(open, ev)
+		return d.publish(e, st, open, now, out)
+	}
+	if !fired {
+		if len(st.prePaths) < incident.MaxList {
+			st.prePaths = appendDistinct(st.prePaths, ev.Path)
+		}
+		return out
+	}
+	ep := e.open("credential_stuffing", ev.SrcIP.String(), d.cfg.Severity, c.threshold(), b.since, now, int(b.n))
+	for _, p := range st.prePaths {
+		addText(&ep.inc.Evidence.Paths, p)
+	}
+	st.prePaths, st.ep, st.viaSSH, st.httpCount = nil, ep, false, int(b.n)
+	d.webEvidence(ep, ev)
+	ep.inc.Title = "Credential stuffing"
+	ep.render = func() { d.render(ep, false) }
+	return d.publish(e, st, ep, now, out)
+}
+
+func (d *credentialStuffing) webEvidence(ep *episode, ev *event.Event) {
+	ev2 := ep.inc.Evidence
+	addText(&ev2.Paths, ev.Path)
+	addText(&ev2.Methods, ev.Method)
+	addInt(&ev2.Statuses, ev.Status)
+	if ev.UA != "" {
+		addText(&ev2.UserAgents, ev.UA)
+	}
+	if ev.User != "" {
+		addText(&ev2.Users, ev.User)
+	}
+}
+
+// current returns the open incident, closing one whose cooldown is over.
+func (d *credentialStuffing) current(e *Engine, st *credState, now int64) *episode {
+	if st.ep != nil && e.over(st.ep, now) {
+		st.ep, st.httpCount = nil, 0
+	}
+	return st.ep
+}
+
+func (d *credentialStuffing) publish(e *Engine, st *credState, ep *episode, now int64, out []incident.Incident) []incident.Incident {
+	n := ep.count
+	if st.viaSSH {
+		n = max(st.seen.len(), len(ep.inc.Evidence.Users))
+	}
+	return e.publish(ep, now, ep.severity(n), out)
+}
+
+func (d *credentialStuffing) render(ep *episode, viaSSH bool) {
+	ev := ep.inc.Evidence
+	var b strings.Builder
+	if viaSSH {
+		b.WriteString(plural(ep.count, false, "SSH login attempt"))
+		b.WriteString(" with ")
+		b.WriteString(plural(len(ev.Users), len(ev.Users) >= incident.MaxList, "distinct username"))
+	} else {
+		b.WriteString(plural(ep.count, false, "failed web login"))
+		b.WriteString(" on ")
+		b.WriteString(plural(len(ev.Paths), len(ev.Paths) >= incident.MaxList, "login endpoint"))
+	}
+	b.WriteString(" in ")
+	b.WriteString(span(ep.first, ep.last))
+	ep.inc.Summary = b.String()
+}
+
+// hasSuffixAnyFold reports whether path ends with one of the lower-case
+// suffixes, ignoring ASCII case.
+func hasSuffixAnyFold(path string, sufs []string) bool {
+	for _, s := range sufs {
+		if len(path) >= len(s) && strings.EqualFold(path[len(path)-len(s):], s) {
+			return true
+		}
+	}
+	return false
+}
