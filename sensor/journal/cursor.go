@@ -1,0 +1,119 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Position is a place in the journal: a file name (not a path), the byte
+// offset just after the last consumed line, and the file's inode so that a
+// replaced file (same name, new inode) is noticed across restarts.
+type Position struct {
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Inode  uint64 `json:"inode,omitempty"`
+}
+
+// ErrBadCursor marks a cursor file whose content is not a cursor.
+var ErrBadCursor = errors.New("journal: bad cursor file")
+
+// maxCursorBytes caps a cursor file: a real one is under 100 bytes, so
+// anything bigger is not ours and is refused rather than read whole.
+const maxCursorBytes = 4 << 10
+
+// ParseCursor decodes a cursor file's content. prefix is the journal prefix
+// the file name must belong to.
+func ParseCursor(data []byte, prefix string) (Position, error) {
+	var p Position
+	if len(data) > maxCursorBytes {
+		return p, fmt.Errorf("journal: cursor of %d bytes, over the %d byte limit", len(data), maxCursorBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Position{}, fmt.Errorf("journal: cursor: %w", err)
+	}
+	if dec.More() {
+		return Position{}, errors.New("journal: cursor: trailing data after the object")
+	}
+	if _, ok := ParseFileName(prefix, p.File); !ok || filepath.Base(p.File) != p.File {
+		return Position{}, fmt.Errorf("journal: cursor: %s is not a %s journal file name", shortQuote(p.File), prefix)
+	}
+	if p.Offset < 0 {
+		return Position{}, fmt.Errorf("journal: cursor: negative offset %d", p.Offset)
+	}
+	return p, nil
+}
+
+// shortQuote quotes s for an error message, cut so that a hostile cursor
+// file cannot make the message long.
+func shortQuote(s string) string {
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return strconv.Quote(s)
+}
+
+// LoadCursor reads the cursor at path. A missing file gives the zero
+// Position and no error: the reader starts at the oldest journal file.
+func LoadCursor(path, prefix string) (Position, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Position{}, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("journal: opening cursor: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, maxCursorBytes+1)
+	n, err := f.Read(buf)
+	if err != nil && n == 0 {
+		return Position{}, fmt.Errorf("journal: reading cursor %s: %w", path, err)
+	}
+	p, err := ParseCursor(buf[:n], prefix)
+	if err != nil {
+		return Position{}, fmt.Errorf("%w: %w (in %s)", ErrBadCursor, err, path)
+	}
+	return p, nil
+}
+
+// SaveCursor stores p at path atomically: write a temporary file next to it,
+// fsync it, rename it over path and fsync the directory, so a crash at any
+// moment leaves either the old or the new cursor, never a torn one.
+func SaveCursor(path string, p Position) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("journal: encoding cursor: %w", err)
+	}
+	b = append(b, '\n')
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("journal: writing cursor: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: writing cursor: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: fsync cursor: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("journal: closing cursor: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("journal: renaming cursor: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		// The rename is durable only once the directory entry is on disk.
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/relay"
+	"github.com/attackmap/attackmap/sensor/journal"
+)
+
+// BenchmarkDelivery measures incidents per second from journal append to
+// relay ack, through the real relay (history fsync included) over the
+// ingest WebSocket, and through the in-process relay (Publish, --serve).
+// It uses b.N directly, not b.Loop, because the timed span must include
+// waiting for the last ack after the last append.
+func BenchmarkDelivery(b *testing.B) {
+	for _, mode := range []string{"websocket", "inprocess"} {
+		b.Run(mode, func(b *testing.B) {
+			tr := newTestRelay(b)
+			dir := b.TempDir()
+			w := openWriter(b, dir)
+			var sink Sink
+			switch mode {
+			case "websocket":
+				tr.start()
+				ws := NewWS(tr.url(), tr.tok, WSOptions{})
+				b.Cleanup(func() { ws.Close() })
+				sink = ws
+			case "inprocess":
+				r, err := relay.New(relay.Config{DataDir: filepath.Join(tr.dir, "relay"), Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { r.Close() })
+				sink = SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
+					return r.Publish(relay.Host{Name: "web-1"}, batch), nil
+				})
+			}
+			f, got := forwarder(b, dir, w, sink, nil)
+			run(b, f)
+			lines := make([][]byte, b.N)
+			for i := range lines {
+				lines[i], _ = incident.Marshal(testIncident(i))
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for _, l := range lines {
+				if err := w.Append(l); err != nil {
+					b.Fatal(err)
+				}
+			}
+			awaitDelivered(b, got, b.N)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "incidents/s")
+		})
+	}
+}
+
+// BenchmarkWakeUp measures the latency from one append to the moment the
+// pusher hands it to the relay connection, with the journal writer in the
+// same process (Writer.Subscribe) and in another one (inotify only). Each
+// iteration appends one incident and waits for its ack; p50 and p99 of the
+// append-to-push latency are reported.
+func BenchmarkWakeUp(b *testing.B) {
+	for _, mode := range []string{"inprocess", "inotify"} {
+		b.Run(mode, func(b *testing.B) {
+			tr := newTestRelay(b)
+			tr.start()
+			dir := b.TempDir()
+			w := openWriter(b, dir)
+			ws := NewWS(tr.url(), tr.tok, WSOptions{})
+			b.Cleanup(func() { ws.Close() })
+			pushed := make(chan time.Time, 1)
+			sink := SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
+				select {
+				case pushed <- time.Now():
+				default:
+				}
+				return ws.Deliver(ctx, batch)
+			})
+			var wake *journal.Writer
+			if mode == "inprocess" {
+				wake = w
+			}
+			f, got := forwarder(b, dir, wake, sink, nil)
+			run(b, f)
+			// Warm up: connect and deliver one.
+			w.AppendJSON(testIncident(-1))
+			<-pushed
+			awaitDelivered(b, got, 1)
+			var lat []time.Duration
+			i := 0
+			for b.Loop() {
+				line, _ := incident.Marshal(testIncident(i))
+				i++
+				start := time.Now()
+				if err := w.Append(line); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, (<-pushed).Sub(start))
+				awaitDelivered(b, got, 1)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
