@@ -85,6 +85,11 @@ func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) {
 		if e.cfg.Geo != nil && (!in.HasLocation() || in.Country == "") {
 			e.cfg.Geo.Lookup(ip).Fill(in)
 		}
+		if in.GeoSource == geoip.SourceDrill {
+			// Placed by the drill's overlay: label it, so nobody takes a
+			// rehearsal for a real attack.
+			addTags(in, []string{"drill"})
+		}
 		if e.cfg.Lists != nil {
 			addTags(in, e.cfg.Lists.Match(ip))
 		}

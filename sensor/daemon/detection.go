@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/sensor/detect"
+	"github.com/attackmap/attackmap/sensor/enrich/threatlist"
+	"github.com/attackmap/attackmap/sensor/event"
+	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/sensor/kernel"
+	"github.com/attackmap/attackmap/sensor/logparse"
+	"github.com/attackmap/attackmap/sensor/logsrc"
+)
+
+// logLane is the capacity of the channel from the log collectors to the
+// detectors. Log collectors block when it is full (the files are the
+// buffer and nothing is lost), so it only needs to smooth bursts: 1024
+// lines is a few milliseconds of detector work.
+const logLane = 1024
+
+// flushEvery is how often open incidents whose latest copy is still unsent
+// (the detectors space updates by update_interval of event time) are
+// written out, so the map shows final counts even when the attack stopped.
+const flushEvery = 2 * time.Second
+
+// detection is the detection stage: collectors (eBPF, log files, journald)
+// feed raw events to the detectors, which write incidents to the incidents
+// journal; raw events go to the events journal. The delivery side (cursor
+// readers, enrichment, pushers) only sees the incidents journal, so this
+// stage can be restarted or replaced without touching it.
+type detection struct {
+	cfg       Config
+	incidents *journal.Writer
+	events    *journal.Writer
+	// lists answers the c2_connect detector's "is this destination on a
+	// threat list?" (nil when no list is configured).
+	lists *threatlist.Set
+	log   *slog.Logger
+	// kernelStarted is closed once the eBPF collectors are attached (or
+	// known to be off), so tests can cause events only after that.
+	kernelStarted chan struct{}
+}
+
+// run runs the detection stage until ctx ends.
+func (d *detection) run(ctx context.Context) error {
+	dcfg, err := detect.DecodeConfig(d.cfg.Detect)
+	if err != nil {
+		return err
+	}
+	if d.cfg.IncludePrivate {
+		dcfg.IncludePrivate = true
+	}
+	opts := []detect.Option{detect.WithLogger(d.log)}
+	if d.lists != nil {
+		opts = append(opts, detect.WithThreatLists(d.lists))
+	}
+	eng := detect.New(dcfg, opts...)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Kernel collectors: on when permitted, else one line and logs only.
+	var netc, procc <-chan event.Event
+	if kc := d.startKernel(); kc != nil {
+		netc, procc = kc.Net(), kc.Proc()
+		wg.Go(func() {
+			if err := kc.Run(ctx); err != nil {
+				d.log.Error("eBPF collectors stopped", "err", err)
+			}
+		})
+	}
+	if d.kernelStarted != nil {
+		close(d.kernelStarted)
+	}
+
+	// Log collectors.
+	logs := make(chan event.Event, logLane)
+	if lc := d.logConfig(); !lc.Empty() {
+		wg.Go(func() {
+			if err := lc.Run(ctx, logs); err != nil {
+				d.log.Error("log collectors stopped", "err", err)
+			}
+		})
+	} else {
+		d.log.Warn("no log files found to follow (give --auth-log, --access-log or --fw-log)")
+	}
+
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case ev := <-netc:
+			d.handle(eng, ev)
+		case ev := <-procc:
+			d.handle(eng, ev)
+		case ev := <-logs:
+			d.handle(eng, ev)
+		case <-tick.C:
+			d.write(eng.Flush())
+		case <-ctx.Done():
+			d.write(eng.Flush())
+			return nil
+		}
+	}
+}
+
+// startKernel starts the eBPF collectors, or says in one line why not.
+func (d *detection) startKernel() *kernel.Collector {
+	if !d.cfg.EBPF.enabled() {
+		d.log.Info("eBPF collectors off in the configuration; running the log collectors only")
+		return nil
+	}
+	if err := kernel.Available(); err != nil {
+		d.log.Warn("eBPF collectors unavailable, running the log collectors only: " + err.Error())
+		return nil
+	}
+	kc, err := kernel.Start(kernel.Config{
+		RingBufferBytes: d.cfg.EBPF.RingBufferKB << 10,
+		IgnoreComms:     d.cfg.EBPF.IgnoreComms,
+		SensitivePaths:  d.cfg.EBPF.SensitivePaths,
+		Logger:          d.log.With("part", "ebpf"),
+	})
+	if err != nil {
+		d.log.Warn("eBPF collectors failed to start, running the log collectors only: " + err.Error())
+		return nil
+	}
+	d.log.Info("eBPF collectors running")
+	return kc
+}
+
+// logConfig turns the configured paths into the collectors' configuration.
+// Paths left at the built-in defaults are the system's usual places: only
+// those that exist are followed (and the journal when there is no auth
+// file). Paths given by flag or config file are followed even before they
+// exist (the tailer waits for them).
+func (d *detection) logConfig() logsrc.Config {
+	var def Config
+	_ = decodeStrict(defaultConfig, &def)
+	var lc logsrc.Config
+	sys := logsrc.Defaults()
+	pick := func(given, defaults, found []string) []string {
+		if reflect.DeepEqual(given, defaults) {
+			return found
+		}
+		return given
+	}
+	lc.AuthLogs = pick(d.cfg.Logs.Auth, def.Logs.Auth, existing(def.Logs.Auth))
+	lc.AccessLogs = pick(d.cfg.Logs.Access, def.Logs.Access, sys.AccessLogs)
+	lc.FWLogs = pick(d.cfg.Logs.Firewall, def.Logs.Firewall, existing(def.Logs.Firewall))
+	if reflect.DeepEqual(d.cfg.Logs.Auth, def.Logs.Auth) && len(lc.AuthLogs) == 0 {
+		lc.UseJournal = sys.UseJournal
+	}
+	if reflect.DeepEqual(d.cfg.Logs.Firewall, def.Logs.Firewall) && len(lc.FWLogs) == 0 {
+		lc.JournalFirewall = sys.JournalFirewall
+	}
+	lc.StateDir = d.cfg.DataDir
+	lc.Logger = d.log.With("part", "logs")
+	if d.cfg.Logs.FromStart {
+		lc.FromStart = true
+	}
+	lc.Parse = logparse.Options{}
+	return lc
+}
+
+func existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// handle journals one raw event and the incidents it raised.
+func (d *detection) handle(eng *detect.Engine, ev event.Event) {
+	if err := d.events.AppendJSON(&ev); err != nil && !errors.Is(err, journal.ErrDayFull) {
+		d.log.Warn("events journal", "err", err)
+	}
+	d.write(eng.Handle(ev))
+}
+
+func (d *detection) write(ins []incident.Incident) {
+	for i := range ins {
+		in := &ins[i]
+		if in.Host == "" {
+			in.Host = d.cfg.Host
+		}
+		if err := in.Validate(); err != nil {
+			// A detector bug must not poison the queue: the relay would
+			// reject it anyway, and the line would be skipped there.
+			d.log.Error("detector produced an invalid incident; dropped", "id", in.ID, "err", err)
+			continue
+		}
+		if err := d.incidents.AppendJSON(in); err != nil {
+			d.log.Error("incidents journal", "id", in.ID, "err", err)
+		}
+	}
+}
