@@ -4,7 +4,8 @@
 // closed ports, a web scan, exploit probes and login stuffing against a
 // small web server writing an nginx access log. See package drill.
 //
-//	attackmap-drill run [flags]      run the drill (make drill)
+//	attackmap-drill demo [flags]     start a drill sensor with the map, run the drill (make drill)
+//	attackmap-drill run [flags]      run the drill only
 //	attackmap-drill overlay FILE     write the drill GeoIP overlay
 //	attackmap-drill plan [--json]    list the attacks and what they should raise
 package main
@@ -60,7 +61,9 @@ Real attacks against this machine, on loopback only, from 127.10.0.x
 addresses, bounded in count and time, so a running attackmap sensor has
 something to report. Commands:
 
-  run       run the drill (what make drill does)
+  demo      start a sensor with the map that watches the drill, run the
+            drill against it and keep the map up (what make drill does)
+  run       run the drill only, for a sensor you started yourself
   overlay   FILE: write the drill GeoIP overlay (GeoIP2-City mmdb) to FILE
   plan      list the attacks, their source addresses, the incidents they
             should raise and where the overlay places them
@@ -77,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "run":
 		return runDrill(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "overlay":
 		return runOverlay(args[1:], stdout, stderr)
 	case "plan":

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/attackmap/attackmap/drill"
+)
+
+// sensorStartTimeout bounds the wait for the sensor's relay to answer: it
+// loads eBPF programs and GeoIP databases first, which takes a second or
+// two on a busy machine.
+const sensorStartTimeout = 30 * time.Second
+
+// deliveryGrace is how long --once waits after the last attack before it
+// stops the sensor, so the last incidents reach the relay and the map.
+const deliveryGrace = 5 * time.Second
+
+// runDemo is `make drill`: it prepares a drill sensor setup, starts the
+// sensor with its relay and map, runs the drill against it and keeps the map
+// up until Ctrl-C.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attackmap-drill demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defDir := getenv("ATTACKMAP_DRILL_DIR")
+	if defDir == "" {
+		defDir = filepath.Join("data", "drill")
+	}
+	dir := fs.String("dir", defDir, "directory for the drill sensor's configuration, logs, overlay and data (env ATTACKMAP_DRILL_DIR)")
+	sensor := fs.String("sensor", "bin/attackmap-sensor", "the attackmap-sensor binary to start")
+	listen := fs.String("listen", ":8080", "address the drill sensor serves the relay and the map on")
+	rounds := fs.Int("rounds", 1, "how many times to run the drill (1 to 100)")
+	interval := fs.Duration("interval", 20*time.Second, "pause between rounds")
+	once := fs.Bool("once", false, "stop the sensor and exit after the drill instead of keeping the map up")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: attackmap-drill demo [flags]\n\n"+
+			"Starts a sensor (with the relay and the map inside, --serve) that reads the drill's\n"+
+			"logs and places the drill's 127.10.0.x attackers with the drill GeoIP overlay, runs\n"+
+			"the drill against this machine and keeps the map up until Ctrl-C.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *rounds < 1 || *rounds > 100 {
+		fmt.Fprintln(stderr, "attackmap-drill demo: --rounds must be between 1 and 100")
+		return errUsage
+	}
+	files, err := drill.WriteDemo(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+		return err
+	}
+	logPath := filepath.Join(files.Dir, "sensor.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(*sensor, "run", "--config", files.Config, "--serve", *listen)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: starting the sensor: %v\n", err)
+		return err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second): // a clean stop takes well under a second
+			_ = cmd.Process.Kill()
+			<-waited
+		}
+	}()
+	base := "http://" + localAddr(*listen)
+	if err := waitHealthy(ctx, base+"/healthz", waited); err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: the sensor did not come up (see %s): %v\n", logPath, err)
+		return err
+	}
+	fmt.Fprintf(stdout, "drill sensor running (log: %s)\nmap at %s/live\n\n", logPath, base)
+
+	cfg := drill.Config{AuthLog: files.AuthLog, AccessLog: files.AccessLog, Format: drill.FormatRFC3339,
+		Install: true, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	var failed bool
+	for i := range *rounds {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(*interval):
+			}
+		}
+		rep, err := drill.Run(ctx, cfg)
+		if werr := rep.WriteText(stdout); werr != nil {
+			return werr
+		}
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+		}
+	}
+	if *once {
+		select {
+		case <-ctx.Done():
+		case <-time.After(deliveryGrace):
+		}
+	} else {
+		fmt.Fprintf(stdout, "\nmap at %s/live - Ctrl-C stops the drill sensor\n", base)
+		select {
+		case <-ctx.Done():
+		case err := <-waited:
+			waited <- err
+			fmt.Fprintf(stderr, "attackmap-drill: the sensor stopped (see %s)\n", logPath)
+		}
+	}
+	if failed {
+		return errFailed
+	}
+	return nil
+}
+
+// localAddr turns a listen address into one to connect to.
+func localAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// waitHealthy polls url until it answers 200, the sensor exits or the
+// start timeout passes. Polling is fine here: it is a one-off start-up wait.
+func waitHealthy(ctx context.Context, url string, exited chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, sensorStartTimeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("sensor exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package drill
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// DemoTarget is where the drill's sensor says it stands, so the map draws
+// arcs from every attacker to it.
+const DemoTarget = "Amsterdam"
+
+// DemoFiles are the files of a drill sensor setup in one directory.
+type DemoFiles struct {
+	Dir       string // the directory
+	Config    string // the sensor's JSON configuration
+	AuthLog   string // where the drill's sshd lines go and the sensor reads
+	AccessLog string // where the drill's web server writes and the sensor reads
+	Overlay   string // the drill GeoIP overlay
+	DataDir   string // the sensor's data directory (journals, relay history)
+}
+
+// WriteDemo prepares dir for a sensor that watches the drill: it writes the
+// GeoIP overlay, creates the (empty) auth and access logs so the sensor
+// follows them from the start, and writes a sensor configuration that reads
+// those logs, places attackers with the overlay first (then the usual
+// databases in extraGeoIP, if any), reports loopback sources (the drill
+// attacks from 127.10.0.x) and stands in DemoTarget. Only this
+// configuration uses the overlay: ordinary runs never do.
+func WriteDemo(dir string, extraGeoIP ...string) (DemoFiles, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return DemoFiles{}, fmt.Errorf("drill: %w", err)
+	}
+	f := DemoFiles{
+		Dir:       abs,
+		Config:    filepath.Join(abs, "sensor.json"),
+		AuthLog:   filepath.Join(abs, "auth.log"),
+		AccessLog: filepath.Join(abs, "access.log"),
+		Overlay:   filepath.Join(abs, "geoip-drill.mmdb"),
+		DataDir:   filepath.Join(abs, "sensor"),
+	}
+	if err := os.MkdirAll(f.DataDir, 0o750); err != nil {
+		return f, fmt.Errorf("drill: %w", err)
+	}
+	if err := WriteOverlay(f.Overlay); err != nil {
+		return f, err
+	}
+	for _, p := range []string{f.AuthLog, f.AccessLog} {
+		lf, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o640)
+		if err != nil {
+			return f, fmt.Errorf("drill: %w", err)
+		}
+		lf.Close()
+	}
+	cfg := map[string]any{
+		"data_dir": f.DataDir,
+		"host":     "drill",
+		"logs": map[string]any{
+			"auth": []string{f.AuthLog}, "access": []string{f.AccessLog}, "firewall": []string{},
+		},
+		"geoip":  map[string]any{"paths": append([]string{f.Overlay}, extraGeoIP...)},
+		"target": map[string]any{"city": DemoTarget},
+		"detect": map[string]any{"include_private": true},
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return f, fmt.Errorf("drill: %w", err)
+	}
+	if err := os.WriteFile(f.Config, append(b, '\n'), 0o640); err != nil {
+		return f, fmt.Errorf("drill: %w", err)
+	}
+	return f, nil
+}
