@@ -234,11 +234,13 @@ func (w *Writer) afterWriteLocked() {
 		default:
 		}
 	}
+	// dirty is tracked whatever the policy, so an explicit Sync (or Close)
+	// always flushes what was written.
+	w.dirty = true
 	switch {
 	case w.opts.SyncInterval == 0:
-		_ = w.f.Sync()
+		_ = w.syncLocked()
 	case w.opts.SyncInterval > 0:
-		w.dirty = true
 		if w.syncTimer == nil {
 			w.syncTimer = time.AfterFunc(w.opts.SyncInterval, func() {
 				w.mu.Lock()

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/attackmap/attackmap/incident"
+)
+
+// syncBuffer collects a child's log lines from another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCmd(args ...string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, &o, &e)
+	code = exitCode(err, &e)
+	return o.String(), e.String(), code
+}
+
+func TestTokenAdd(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	out, errOut, code := runCmd("token", "add", "--token-file", file, "web-1", "--lat", "50.11", "--lon", "8.68")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	tok := strings.TrimSpace(out)
+	b, _ := os.ReadFile(file)
+	f := strings.Fields(string(b))
+	if len(tok) != 43 || len(f) != 4 || f[0] != "web-1" || f[2] != "50.11" || f[3] != "8.68" || strings.Contains(string(b), tok) {
+		t.Fatalf("token %q, file %q", tok, b)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"duplicate", []string{"token", "add", "--token-file", file, "web-1"}, "already"},
+		{"no name", []string{"token", "add", "--token-file", file}, "exactly one NAME"},
+		{"lat only", []string{"token", "add", "--token-file", file, "x", "--lat", "1"}, "both --lat and --lon"},
+		{"lat range", []string{"token", "add", "--token-file", file, "x", "--lat", "91", "--lon", "0"}, "not between"},
+		{"bad name", []string{"token", "add", "--token-file", file, "a b\x01"}, "name:"},
+		{"unknown flag", []string{"serve", "--nope"}, "flag provided but not defined"},
+		{"no token file", []string{"serve"}, "--token-file is required"},
+		{"bad origin", []string{"serve", "--token-file", file, "--allow-origin", "nope"}, "allow-origin"},
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCmd(tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, tc.want)
+			}
+			last := strings.TrimSpace(errOut)
+			if i := strings.LastIndex(last, "\n"); i >= 0 {
+				last = last[i+1:]
+			}
+			if !strings.HasPrefix(last, "attackmap-relay: ") {
+				t.Fatalf("last line %q is not the one-line error", last)
+			}
+		})
+	}
+	if _, _, code := runCmd("serve", "--nope"); code != 2 {
+		t.Fatalf("bad flag: exit %d, want 2", code)
+	}
+}
+
+// The built binary stops cleanly on SIGTERM and SIGINT: streams end, the
+// ingested incident is in the history and the exit status is 0.
+func TestServeStopsGracefullyOnSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "attackmap-relay")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			tokFile := filepath.Join(dir, "tokens")
+			out, errOut, code := runCmd("token", "add", "--token-file", tokFile, "web-1")
+			if code != 0 {
+				t.Fatal(errOut)
+			}
+			tok := strings.TrimSpace(out)
+			cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--token-file", tokFile)
+			// The relay dies with the test binary even if a timeout kills it.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			stderr, _ := cmd.StderrPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			t.Cleanup(func() {
+				if cmd.ProcessState == nil {
+					_ = cmd.Process.Kill()
+				}
+			})
+			addrRe := regexp.MustCompile(`msg="relay listening" addr=(\S+)`)
+			logs := &syncBuffer{}
+			addrc := make(chan string, 1)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					logs.WriteString(sc.Text() + "\n")
+					if m := addrRe.FindStringSubmatch(sc.Text()); m != nil {
+						addrc <- m[1]
+					}
+				}
+				exited <- cmd.Wait()
+			}()
+			var addr string
+			select {
+			case addr = <-addrc:
+			case err := <-exited:
+				t.Fatalf("relay exited: %v\n%s", err, logs.String())
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no listening line in %q", logs.String())
+			}
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_, _ = io.WriteString(conn, "GET /api/live-feed/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/api/ingest", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.CloseNow()
+			msg := `{"type":"incidents","batch":1,"incidents":[{"id":"sig","source":"port_scan","severity":"low","ip":"203.0.113.9","ts":"2026-03-22T14:32:01Z"}]}`
+			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			_, ackb, err := ws.Read(ctx)
+			var ack incident.Ack
+			if err != nil || json.Unmarshal(ackb, &ack) != nil || ack.Accepted != 1 {
+				t.Fatalf("ack %s %v", ackb, err)
+			}
+			// The sensor reads on, as a real one does, to see the close.
+			closed := make(chan error, 1)
+			go func() {
+				_, _, err := ws.Read(ctx)
+				closed <- err
+			}()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("exit: %v\n%s", err, logs.String())
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("did not stop\n%s", logs.String())
+			}
+			if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+				t.Errorf("sensor saw %v, want close 1001", err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(conn)
+			if err != nil || !bytes.Contains(rest, []byte(`"id":"sig"`)) {
+				t.Errorf("stream: %v, got %q", err, rest)
+			}
+			hist, _ := filepath.Glob(filepath.Join(dir, "data", "history-*.jsonl"))
+			if len(hist) != 1 {
+				t.Fatalf("history files %v", hist)
+			}
+			b, _ := os.ReadFile(hist[0])
+			if !bytes.Contains(b, []byte(`"id":"sig"`)) || !bytes.HasPrefix(b, []byte(`{"seq":1,`)) {
+				t.Fatalf("history %q", b)
+			}
+			if s, _ := os.ReadFile(filepath.Join(dir, "data", "seq")); strings.TrimSpace(string(s)) != "1" {
+				t.Fatalf("seq state %q", s)
+			}
+			if !strings.Contains(logs.String(), "relay stopped") {
+				t.Errorf("logs: %s", logs.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,599 @@
+// Command relaybench measures the relay's SSE fan-out: it starts
+// bin/attackmap-relay as a separate process, opens N subscribers (default
+// 10,000) spread over several 127.x source addresses, publishes 1 KiB
+// incidents through the ingest WebSocket and prints the subscribers held,
+// the relay's memory per subscriber, the delivery ratio and the broadcast
+// latency (sensor send to subscriber receive) at p50/p99.
+//
+// The readers are cheap on purpose (raw TCP, a hand-written request and a
+// line scanner, no net/http client) so the load generator is not the
+// bottleneck; it still shares the machine with the relay, so the figures
+// are an upper bound of what the relay alone costs.
+//
+//	go run ./relay/cmd/relaybench -relay bin/attackmap-relay
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "relaybench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	relay       string
+	n           int
+	addrs       int
+	incidents   int
+	rate        float64
+	batch       int
+	size        int
+	concurrency int
+	wait        time.Duration
+	verbose     bool
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("relaybench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.relay, "relay", "bin/attackmap-relay", "relay binary to start")
+	fs.IntVar(&o.n, "n", 10000, "SSE subscribers")
+	fs.IntVar(&o.addrs, "addrs", 16, "source addresses 127.0.0.2... to spread subscribers over")
+	fs.IntVar(&o.incidents, "incidents", 200, "incidents to publish")
+	fs.Float64Var(&o.rate, "rate", 20, "incidents per second")
+	fs.IntVar(&o.batch, "batch", 1, "incidents per ingest message")
+	fs.IntVar(&o.size, "size", 1024, "encoded size of one incident, bytes")
+	fs.IntVar(&o.concurrency, "concurrency", 128, "subscribers connecting at once")
+	fs.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for delivery after the last publish")
+	fs.BoolVar(&o.verbose, "v", false, "print each incident's slowest delivery")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.n < 1 || o.addrs < 1 || o.addrs > 250 || o.incidents < 1 || o.rate <= 0 || o.batch < 1 || o.batch > 100 {
+		return errors.New("bad options")
+	}
+	if err := raiseNoFile(uint64(o.n) + 1024); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "relaybench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	tokFile := filepath.Join(dir, "tokens")
+	out, err := exec.Command(o.relay, "token", "add", "--token-file", tokFile, "bench").Output()
+	if err != nil {
+		return fmt.Errorf("token add: %w", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(o.relay, "serve", "--listen", addr, "--data", filepath.Join(dir, "data"),
+		"--token-file", tokFile, "--max-subscribers", strconv.Itoa(o.n+1000),
+		"--max-subscribers-per-addr", "-1", "--ingest-rate", "-1", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	// The relay dies with the bench even if the bench is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	base := "http://" + addr
+	if err := waitHealthy(base); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "relaybench: %d subscribers over %d source addresses, %d incidents of %d bytes at %g/s in batches of %d; %d CPUs (shared with the load generator)\n",
+		o.n, o.addrs, o.incidents, o.size, o.rate, o.batch, runtime.NumCPU())
+
+	rss0, heap0 := relayMemory(pid, base)
+	res := newResults(o.n, o.incidents)
+	start := time.Now()
+	conns, err := connectAll(addr, o, res)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	fmt.Fprintf(stdout, "subscribers connected: %d/%d in %.1fs\n", len(conns), o.n, time.Since(start).Seconds())
+	// Let the relay finish handing over the connections before measuring.
+	time.Sleep(2 * time.Second)
+	rss1, heap1 := relayMemory(pid, base)
+	per := func(a, b int64) float64 { return float64(b-a) / float64(max(1, len(conns))) }
+	fmt.Fprintf(stdout, "relay memory: RSS %.1f -> %.1f MiB = %.0f bytes (%.2f KB) per subscriber; Go heap in use %.1f -> %.1f MiB = %.0f bytes per subscriber\n",
+		mib(rss0), mib(rss1), per(rss0, rss1), per(rss0, rss1)/1000, mib(heap0), mib(heap1), per(heap0, heap1))
+
+	fan0 := fanoutBuckets(base)
+	cpu0, self0, sys0 := relayCPU(pid), selfCPU(), relayWrites(pid)
+	pubStart := time.Now()
+	if err := publish(base, tok, o, res); err != nil {
+		return err
+	}
+	pubDur := time.Since(pubStart)
+	want := int64(len(conns)) * int64(o.incidents)
+	deadline := time.Now().Add(o.wait)
+	for res.received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cpu1, self1, sys1 := relayCPU(pid), selfCPU(), relayWrites(pid)
+	rss2, _ := relayMemory(pid, base)
+	got := res.received.Load()
+	fmt.Fprintf(stdout, "delivery: %d/%d events = %.3f%%, duplicates %d, out of order %d, streams ended early %d\n",
+		got, want, 100*float64(got)/float64(want), res.dups.Load(), res.disorder.Load(), res.ended.Load())
+	p50, p99, pmax := res.percentiles()
+	fmt.Fprintf(stdout, "broadcast latency (sensor send to subscriber receive): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", p50, p99, pmax)
+	if f50, f99, ok := fanoutPercentiles(fan0, fanoutBuckets(base)); ok {
+		fmt.Fprintf(stdout, "relay-side fan-out (publish until the last socket write, from the relay's histogram): p50 <= %g ms, p99 <= %g ms\n", f50, f99)
+	}
+	fmt.Fprintf(stdout, "relay write syscalls while publishing: %d (%.2f per delivered event)\n", sys1-sys0, float64(sys1-sys0)/float64(max(1, got)))
+	if o.verbose {
+		for k := range res.worst {
+			fmt.Fprintf(stdout, "incident %d: slowest delivery %.1f ms\n", k, float64(res.worst[k].Load())/1e6)
+		}
+	}
+	fmt.Fprintf(stdout, "CPU while publishing (%.1fs): relay %.2f s, load generator %.2f s (user+sys); relay RSS after publishing %.1f MiB\n", pubDur.Seconds(), cpu1-cpu0, self1-self0, mib(rss2))
+
+	stopStart := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("relay exit: %w", err)
+	}
+	fmt.Fprintf(stdout, "relay stopped on SIGTERM in %.2fs with %d streams open\n", time.Since(stopStart).Seconds(), len(conns))
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// raiseNoFile lifts RLIMIT_NOFILE to at least want (the hard limit too when
+// running as root). The relay inherits it.
+func raiseNoFile(want uint64) error {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return err
+	}
+	if l.Cur >= want {
+		return nil
+	}
+	if l.Max < want {
+		l.Max = want
+	}
+	l.Cur = want
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return fmt.Errorf("raising the open file limit to %d: %w (run as root or lower -n)", want, err)
+	}
+	return nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitHealthy(base string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("relay did not become healthy")
+}
+
+// relayMemory returns the relay's RSS (from /proc) and its Go heap in use
+// (from /metrics).
+func relayMemory(pid int, base string) (rss, heap int64) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	if resp, err := http.Get(base + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				heap = int64(f)
+			}
+		}
+	}
+	return rss, heap
+}
+
+// relayCPU returns the relay's user+system CPU seconds.
+func relayCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+2:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// fanoutBuckets reads the cumulative attackmap_relay_fanout_seconds buckets
+// (upper bound in seconds -> count) from /metrics.
+func fanoutBuckets(base string) map[float64]float64 {
+	out := map[float64]float64{}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return out
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, `attackmap_relay_fanout_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, v, _ := strings.Cut(rest, `"} `)
+		if le == "+Inf" {
+			le = "1e9"
+		}
+		u, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(v, 64)
+		if err1 == nil && err2 == nil {
+			out[u] = n
+		}
+	}
+	return out
+}
+
+// fanoutPercentiles returns the bucket bounds (ms) holding p50 and p99 of
+// the observations between two readings.
+func fanoutPercentiles(a, b map[float64]float64) (p50, p99 float64, ok bool) {
+	bounds := make([]float64, 0, len(b))
+	for u := range b {
+		bounds = append(bounds, u)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0, 0, false
+	}
+	total := b[bounds[len(bounds)-1]] - a[bounds[len(bounds)-1]]
+	if total <= 0 {
+		return 0, 0, false
+	}
+	p50, p99 = -1, -1
+	for _, u := range bounds {
+		c := b[u] - a[u]
+		if p50 < 0 && c >= total/2 {
+			p50 = u * 1000
+		}
+		if p99 < 0 && c >= total*0.99 {
+			p99 = u * 1000
+		}
+	}
+	return p50, p99, true
+}
+
+// relayWrites returns the relay's count of write system calls (syscw in
+// /proc/PID/io; writev included).
+func relayWrites(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// selfCPU returns this process's user+system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// results collects what the readers saw.
+type results struct {
+	received atomic.Int64
+	dups     atomic.Int64
+	disorder atomic.Int64
+	ended    atomic.Int64
+	hist     []atomic.Int64 // latency in 100 µs steps, last bucket is overflow
+	worst    []atomic.Int64 // per incident: slowest delivery, ns
+}
+
+const histStep = 100 * time.Microsecond
+
+func newResults(n, incidents int) *results {
+	return &results{hist: make([]atomic.Int64, 100000), worst: make([]atomic.Int64, incidents)} // up to 10 s
+}
+
+func (r *results) observe(d time.Duration) {
+	i := int(d / histStep)
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(r.hist) {
+		i = len(r.hist) - 1
+	}
+	r.hist[i].Add(1)
+}
+
+func (r *results) percentiles() (p50, p99, pmax float64) {
+	var total int64
+	for i := range r.hist {
+		total += r.hist[i].Load()
+	}
+	if total == 0 {
+		return 0, 0, 0
+	}
+	var acc int64
+	ms := func(i int) float64 { return float64(time.Duration(i+1)*histStep) / float64(time.Millisecond) }
+	for i := range r.hist {
+		n := r.hist[i].Load()
+		if n == 0 {
+			continue
+		}
+		if acc < total/2 && acc+n >= total/2 {
+			p50 = ms(i)
+		}
+		if acc < total*99/100 && acc+n >= total*99/100 {
+			p99 = ms(i)
+		}
+		acc += n
+		pmax = ms(i)
+	}
+	return p50, p99, pmax
+}
+
+func connectAll(addr string, o options, res *results) ([]net.Conn, error) {
+	conns := make([]net.Conn, o.n)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range o.concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= o.n {
+					return
+				}
+				c, br, err := subscribe(addr, fmt.Sprintf("127.0.0.%d", 2+i%o.addrs))
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				conns[i] = c
+				go read(c, br, res)
+			}
+		})
+	}
+	wg.Wait()
+	out := slices.DeleteFunc(conns, func(c net.Conn) bool { return c == nil })
+	if f := failed.Load(); f > 0 {
+		fmt.Fprintf(os.Stderr, "relaybench: %d subscribers failed, first: %v\n", f, firstErr.Load())
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no subscriber connected")
+	}
+	return out, nil
+}
+
+// subscribe opens one stream like a browser's EventSource would, with a
+// hand-written request, and reads the response head.
+func subscribe(addr, local string) (net.Conn, *bufio.Reader, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := "GET /api/live-feed/stream HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(c, 4096)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		c.Close()
+		return nil, nil, fmt.Errorf("status %q: %v", strings.TrimSpace(status), err)
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c, br, nil
+}
+
+var idMark = []byte(`"id":"b:`)
+
+// read scans one stream: for every data line it takes the incident number
+// and send time out of the id ("b:<k>:<unix nanos>").
+func read(c net.Conn, br *bufio.Reader, res *results) {
+	last := int64(-1)
+	defer func() {
+		if err := recover(); err != nil {
+			res.ended.Add(1)
+		}
+	}()
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				if !errors.Is(err, net.ErrClosed) {
+					res.ended.Add(1)
+				}
+				return
+			}
+			continue
+		}
+		if !bytes.HasPrefix(line, []byte("data: ")) {
+			continue
+		}
+		now := time.Now()
+		i := bytes.Index(line, idMark)
+		if i < 0 {
+			continue
+		}
+		rest := line[i+len(idMark):]
+		j := bytes.IndexByte(rest, ':')
+		k, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
+		rest = rest[j+1:]
+		e := bytes.IndexByte(rest, '"')
+		ns, _ := strconv.ParseInt(string(rest[:e]), 10, 64)
+		switch {
+		case k <= last:
+			res.dups.Add(1)
+			continue
+		case k != last+1:
+			res.disorder.Add(1)
+		}
+		last = k
+		res.received.Add(1)
+		d := now.Sub(time.Unix(0, ns))
+		res.observe(d)
+		if k >= 0 && int(k) < len(res.worst) {
+			w := &res.worst[k]
+			for old := w.Load(); int64(d) > old && !w.CompareAndSwap(old, int64(d)); old = w.Load() {
+			}
+		}
+	}
+}
+
+// publish sends o.incidents incidents through the ingest socket at o.rate.
+func publish(base, tok string, o options, res *results) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/ingest",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	defer c.CloseNow()
+	acks := make(chan error, 1)
+	batches := (o.incidents + o.batch - 1) / o.batch
+	go func() {
+		for range batches {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				acks <- err
+				return
+			}
+			var ack struct {
+				Accepted int               `json:"accepted"`
+				Rejected []json.RawMessage `json:"rejected"`
+			}
+			if err := json.Unmarshal(data, &ack); err != nil || len(ack.Rejected) > 0 {
+				acks <- fmt.Errorf("ack %s", data)
+				return
+			}
+		}
+		acks <- nil
+	}()
+	interval := time.Duration(float64(time.Second) * float64(o.batch) / o.rate)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	k := 0
+	for b := 0; b < batches; b++ {
+		if b > 0 {
+			<-tick.C
+		}
+		var msg bytes.Buffer
+		fmt.Fprintf(&msg, `{"type":"incidents","batch":%d,"incidents":[`, b+1)
+		for j := 0; j < o.batch && k < o.incidents; j++ {
+			if j > 0 {
+				msg.WriteByte(',')
+			}
+			msg.Write(incidentJSON(k, time.Now(), o.size))
+			k++
+		}
+		msg.WriteString("]}")
+		if err := c.Write(ctx, websocket.MessageText, msg.Bytes()); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+	}
+	select {
+	case err := <-acks:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("acks did not arrive")
+	}
+}
+
+// incidentJSON builds an incident of about size bytes once the relay has
+// stamped host and re-encoded it.
+func incidentJSON(k int, sent time.Time, size int) []byte {
+	head := fmt.Sprintf(`{"id":"b:%d:%d","source":"ssh_bruteforce","severity":"high","ip":"185.220.101.%d","country":"DE","lat":51.29,"lon":9.49,"ts":"%s","title":"SSH brute force","count":%d,"host":"bench","summary":"`,
+		k, sent.UnixNano(), k%250+1, sent.UTC().Format(time.RFC3339), k+1)
+	tail := `"}`
+	pad := max(0, size-len(head)-len(tail))
+	return []byte(head + strings.Repeat("x", pad) + tail)
+}

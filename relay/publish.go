@@ -1,0 +1,75 @@
+package relay
+
+import (
+	"encoding/json"
+
+	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/relay/hub"
+)
+
+// publish is the one ingest path, for the socket and for Publish: each
+// incident is prepared on its own (a bad one is rejected by index, the rest
+// go on), exact repeats are acknowledged and dropped, new incidents and
+// updates get the next sequence number, enter the ring, the history and the
+// stats, and are handed to the hub in one go. The caller calls syncHistory
+// before acknowledging, so broadcasting never waits for the disk.
+func (r *Relay) publish(host Host, raws []json.RawMessage) incident.Ack {
+	ack := incident.Ack{Type: incident.TypeAck, Rejected: []incident.Rejection{}}
+	preps := make([]prepared, 0, len(raws))
+	for i, raw := range raws {
+		p, err := r.prepare(raw, &host, false)
+		if err != nil {
+			ack.Rejected = append(ack.Rejected, incident.Rejection{Index: i, Error: oneLine(err.Error())})
+			continue
+		}
+		preps = append(preps, p)
+	}
+	r.m.rejected.Add(float64(len(ack.Rejected)))
+	if len(preps) == 0 {
+		return ack
+	}
+	now := r.now()
+	s := r.store
+	frames := make([]*hub.Frame, 0, len(preps))
+	lines := make([][]byte, 0, len(preps))
+	dups := 0
+	s.mu.Lock()
+	for i := range preps {
+		p := &preps[i]
+		ack.Accepted++
+		if old := s.byID[p.in.ID]; old != nil && !p.in.Supersedes(&old.key) {
+			dups++
+			continue
+		}
+		e := newEntry(s.seq+1, p)
+		if s.insert(e) {
+			r.stats.add(&p.in, now)
+		}
+		frames = append(frames, &hub.Frame{Seq: e.seq, Data: e.frame})
+		if l, err := historyLine(e.seq, now, e.json); err == nil {
+			lines = append(lines, l)
+		}
+	}
+	herr := s.appendHistory(lines)
+	// The hub was closed only at shutdown; the incidents are in the
+	// history and will be served after the restart.
+	_ = r.hub.Publish(frames...)
+	s.mu.Unlock()
+	if herr != nil {
+		r.m.histErrors.Add(float64(len(lines)))
+		r.log.Warn("history write failed; incidents broadcast but not kept", "err", herr)
+	}
+	r.m.in.Add(float64(len(frames)))
+	r.m.duplicates.Add(float64(dups))
+	return ack
+}
+
+// syncHistory fsyncs the history. A failure is counted and logged: the
+// incidents were already broadcast and are still acknowledged (a resend
+// would only be dropped as a repeat).
+func (r *Relay) syncHistory() {
+	if err := r.store.syncHistory(); err != nil {
+		r.m.histErrors.Inc()
+		r.log.Warn("history fsync failed", "err", err)
+	}
+}
