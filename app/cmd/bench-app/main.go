@@ -1,0 +1,508 @@
+// Command bench-app measures the map (`make bench-app`):
+//
+//   - app.wasm size raw, gzip and brotli (target <= 3.0 MB brotli);
+//   - in headless chromium on loopback against a real relay, from a cold
+//     load (fresh profile, nothing cached): time to first map paint and to
+//     first marker (median of -loads runs);
+//   - frames per second over 10 s with 2,000 markers and 500 arcs
+//     animating (every marker re-pulsed every 4 s: 500 updates/s), target
+//     >= 50 fps, and the same page once everything settled;
+//   - Go-to-DOM work per incident: main-thread script time and DOM
+//     mutations per new incident, and script time per second while idle
+//     (nothing in Go runs per animation frame).
+//
+// The machine is shared: figures are medians of one run, side by side.
+//
+// With -screenshot FILE it instead writes a screenshot of the map with a
+// realistic set of incidents around the world (docs/screenshot.png).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/performance"
+	"github.com/chromedp/chromedp"
+
+	"github.com/attackmap/attackmap/app/e2e"
+	"github.com/attackmap/attackmap/incident"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-app:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-app", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	loads := fs.Int("loads", 5, "cold loads to take the median of")
+	shot := fs.String("screenshot", "", "write a screenshot of a realistic map to `file` and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(e2e.Chromium); err != nil {
+		return fmt.Errorf("needs Debian's chromium at %s: %w", e2e.Chromium, err)
+	}
+	root, err := e2e.Root()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "bench-app-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintln(stdout, "building app.wasm and exporting the site (brotli 11)...")
+	site, err := e2e.Site(root, tmp, *shot == "")
+	if err != nil {
+		return err
+	}
+	if *shot != "" {
+		return screenshot(site, tmp, *shot)
+	}
+	if err := sizes(stdout, site); err != nil {
+		return err
+	}
+	if err := coldLoads(stdout, site, tmp, *loads); err != nil {
+		return err
+	}
+	return animation(stdout, site, tmp)
+}
+
+func sizes(w io.Writer, site string) error {
+	fmt.Fprintln(w, "\napp.wasm size")
+	for _, name := range []string{"app.wasm", "app.wasm.gz", "app.wasm.br"} {
+		st, err := os.Stat(filepath.Join(site, "web", name))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  %-12s %6.2f MB (%d bytes)\n", name, float64(st.Size())/1e6, st.Size())
+	}
+	return nil
+}
+
+// probe is injected into every page before its own scripts: it records
+// paint entries and the moment the first marker appears.
+const probe = `
+window.__bench = {lcp: [], firstMarker: null, mutations: 0, frames: 0};
+new PerformanceObserver(l => { for (const e of l.getEntries()) window.__bench.lcp.push(
+	{t: e.startTime, tag: e.element ? e.element.tagName : ''}); }).observe({type: 'largest-contentful-paint', buffered: true});
+new MutationObserver((records) => {
+	window.__bench.mutations += records.length;
+	if (window.__bench.firstMarker === null && document.querySelector('.mk:not(.free)')) {
+		window.__bench.firstMarker = performance.now();
+	}
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+(function count() { window.__bench.frames++; requestAnimationFrame(count); })();
+`
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func coldLoads(w io.Writer, site, tmp string, n int) error {
+	srv, err := e2e.Serve(site)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	now := time.Now().UTC()
+	if err := srv.Publish(e2e.Incident("first", "203.0.113.9", incident.High, 40.71, -74.01, "US", now)); err != nil {
+		return err
+	}
+	var fcp, mapPaint, marker []float64
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, fmt.Sprintf("profile-%d", i)), 1280, 800)
+		var res struct {
+			FCP float64
+			LCP []struct {
+				T   float64
+				Tag string
+			}
+			Marker float64
+		}
+		err := chromedp.Run(bctx,
+			chromedp.ActionFunc(func(ctx context.Context) error {
+				_, err := pageAddScript(ctx, probe)
+				return err
+			}),
+			chromedp.Navigate(srv.URL+"/live"),
+			chromedp.WaitVisible(`.mk:not(.free)`, chromedp.ByQuery),
+			chromedp.Sleep(200*time.Millisecond),
+			chromedp.Evaluate(`({FCP: (performance.getEntriesByName('first-contentful-paint')[0]||{}).startTime||0,
+				LCP: window.__bench.lcp.map(e => ({T: e.t, Tag: e.tag})), Marker: window.__bench.firstMarker})`, &res),
+		)
+		stop()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cold load %d: %w", i, err)
+		}
+		fcp = append(fcp, res.FCP)
+		for _, e := range res.LCP {
+			if e.Tag == "IMG" || e.Tag == "image" {
+				mapPaint = append(mapPaint, e.T)
+				break
+			}
+		}
+		marker = append(marker, res.Marker)
+	}
+	fmt.Fprintf(w, "\ncold load, loopback, median of %d (ms from navigation start)\n", n)
+	fmt.Fprintf(w, "  first contentful paint  %7.0f\n", median(fcp))
+	if len(mapPaint) > 0 {
+		fmt.Fprintf(w, "  first map paint (LCP)   %7.0f   (the world image as largest contentful paint, %d of %d loads)\n", median(mapPaint), len(mapPaint), n)
+	}
+	fmt.Fprintf(w, "  first marker            %7.0f   (wasm downloaded, compiled, feed applied)\n", median(marker))
+	return nil
+}
+
+// places returns n attacker positions in distinct aggregation cells: a
+// grid 3.6° (10 map units) apart in longitude, in bands from 55°S to 75°N.
+func places(n int) [][2]float64 {
+	out := make([][2]float64, 0, n)
+	for i := 0; len(out) < n; i++ {
+		lon := -180 + 1.8 + float64(i%100)*3.6
+		lat := -55 + float64(i/100)*6.5
+		out = append(out, [2]float64{lat, lon})
+	}
+	return out
+}
+
+var sevs = []incident.Severity{incident.Critical, incident.High, incident.Medium, incident.Low, incident.Info}
+
+func metrics(ctx context.Context) (map[string]float64, error) {
+	var m []*performance.Metric
+	err := chromedp.Run(ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		m, err = performance.GetMetrics().Do(ctx)
+		return err
+	}))
+	out := map[string]float64{}
+	for _, x := range m {
+		out[x.Name] = x.Value
+	}
+	return out, err
+}
+
+func animation(w io.Writer, site, tmp string) error {
+	srv, err := e2e.Serve(site)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, "profile-anim"), 1280, 800)
+	defer stop()
+	if err := chromedp.Run(bctx,
+		chromedp.ActionFunc(func(ctx context.Context) error {
+			if _, err := pageAddScript(ctx, probe); err != nil {
+				return err
+			}
+			return performance.Enable().Do(ctx)
+		}),
+		chromedp.Navigate(srv.URL+"/live"),
+		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
+	); err != nil {
+		return err
+	}
+	pl := places(2000)
+	mk := func(i, gen int, now time.Time) incident.Incident {
+		in := e2e.Incident(fmt.Sprintf("b-%d", i), fmt.Sprintf("10.%d.%d.%d", gen%200, i/250, i%250+1), sevs[i%5],
+			pl[i][0], pl[i][1], "US", now)
+		in.IP = fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+		in.Count = 6 + gen
+		in.LastSeen = now
+		return in
+	}
+	// Work per incident: 1,000 new incidents at 100/s.
+	before, err := metrics(bctx)
+	if err != nil {
+		return err
+	}
+	var mut0 float64
+	chromedp.Run(bctx, chromedp.Evaluate(`window.__bench.mutations`, &mut0))
+	start := time.Now()
+	for b := 0; b < 10; b++ {
+		batch := make([]incident.Incident, 0, 100)
+		now := time.Now().UTC()
+		for i := b * 100; i < b*100+100; i++ {
+			batch = append(batch, mk(i, 0, now))
+		}
+		if err := srv.Publish(batch...); err != nil {
+			return err
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(b+1) * time.Second)))
+	}
+	if err := waitMarkers(bctx, 1000); err != nil {
+		return err
+	}
+	after, _ := metrics(bctx)
+	var mut1 float64
+	chromedp.Run(bctx, chromedp.Evaluate(`window.__bench.mutations`, &mut1))
+	scriptPer := (after["ScriptDuration"] - before["ScriptDuration"]) * 1000 / 1000
+	fmt.Fprintln(w, "\nGo-to-DOM work per new incident (1,000 incidents at 100/s)")
+	fmt.Fprintf(w, "  main-thread script time  %.3f ms/incident (Go + JS glue + DOM calls)\n", scriptPer)
+	fmt.Fprintf(w, "  style+layout time        %.3f ms/incident\n", (after["RecalcStyleDuration"]+after["LayoutDuration"]-before["RecalcStyleDuration"]-before["LayoutDuration"])*1000/1000)
+	fmt.Fprintf(w, "  DOM mutation records     %.1f /incident\n", (mut1-mut0)/1000)
+
+	// Fill to 2,000 markers (500 arcs: the cap), then re-pulse every marker
+	// every 4 s for 10 s while counting frames.
+	now := time.Now().UTC()
+	for b := 10; b < 20; b++ {
+		batch := make([]incident.Incident, 0, 100)
+		for i := b * 100; i < b*100+100; i++ {
+			batch = append(batch, mk(i, 0, now))
+		}
+		if err := srv.Publish(batch...); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := waitMarkers(bctx, 2000); err != nil {
+		return err
+	}
+	var arcs int
+	chromedp.Run(bctx, chromedp.Evaluate(`document.querySelectorAll('.arc:not(.free)').length`, &arcs))
+	fps := func(d time.Duration, during func(stop <-chan struct{})) (float64, map[string]float64, error) {
+		var f0, f1 float64
+		m0, _ := metrics(bctx)
+		chromedp.Run(bctx, chromedp.Evaluate(`window.__bench.frames`, &f0))
+		t0 := time.Now()
+		done := make(chan struct{})
+		finished := make(chan struct{})
+		go func() { during(done); close(finished) }()
+		time.Sleep(d)
+		close(done)
+		<-finished
+		if err := chromedp.Run(bctx, chromedp.Evaluate(`window.__bench.frames`, &f1)); err != nil {
+			return 0, nil, err
+		}
+		m1, _ := metrics(bctx)
+		el := time.Since(t0).Seconds()
+		delta := map[string]float64{}
+		for k, v := range m1 {
+			delta[k] = (v - m0[k]) / el
+		}
+		return (f1 - f0) / el, delta, nil
+	}
+	gen := 1
+	churn := func(perSecond int) func(stop <-chan struct{}) {
+		return func(stop <-chan struct{}) {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			i := 0
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					now := time.Now().UTC()
+					batch := make([]incident.Incident, 0, perSecond/10)
+					for j := 0; j < perSecond/10; j++ {
+						batch = append(batch, mk(i, gen, now))
+						if i++; i == 2000 {
+							i, gen = 0, gen+1
+						}
+					}
+					if err := srv.Publish(batch...); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+					}
+				}
+			}
+		}
+	}
+	settle := func() { chromedp.Run(bctx, chromedp.Sleep(4500*time.Millisecond)) }
+	report := func(label string, fps float64, m map[string]float64) {
+		fmt.Fprintf(w, "  %-44s %5.1f fps   script %4.0f ms/s   style+layout %4.0f ms/s\n",
+			label, fps, m["ScriptDuration"]*1000, (m["RecalcStyleDuration"]+m["LayoutDuration"])*1000)
+	}
+	var markers int
+	chromedp.Run(bctx, chromedp.Evaluate(`document.querySelectorAll('.mk:not(.free)').length`, &markers))
+	fmt.Fprintf(w, "\nframes per second, 10 s each (%d markers, %d arcs)\n", markers, arcs)
+	settle()
+	idleFPS, idleM, err := fps(10*time.Second, func(stop <-chan struct{}) { <-stop })
+	if err != nil {
+		return err
+	}
+	report("settled, no incidents (Go idle)", idleFPS, idleM)
+	// Every marker and arc animating at once, driven by CSS alone: what the
+	// browser can draw, with no Go work at all.
+	const loop = `(() => { const s = document.createElement('style'); s.id = 'bench-loop';
+		s.textContent = '.mk:not(.free) circle { animation: pulse0 4s ease-out infinite !important }' +
+			' .arc:not(.free) { animation: fade0 4s ease-out infinite !important }';
+		document.head.appendChild(s); return true; })()`
+	var ok bool
+	chromedp.Run(bctx, chromedp.Evaluate(loop, &ok))
+	cssFPS, cssM, err := fps(10*time.Second, func(stop <-chan struct{}) { <-stop })
+	if err != nil {
+		return err
+	}
+	chromedp.Run(bctx, chromedp.Evaluate(`document.getElementById('bench-loop').remove(), true`, &ok))
+	report("all 2,000 + 500 animating, CSS only", cssFPS, cssM)
+	for _, rate := range []int{100, 500} {
+		settle()
+		f, m, err := fps(10*time.Second, churn(rate))
+		if err != nil {
+			return err
+		}
+		report(fmt.Sprintf("re-pulsing through the relay, %d incidents/s", rate), f, m)
+	}
+	return nil
+}
+
+func waitMarkers(ctx context.Context, n int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var got int
+	for time.Now().Before(deadline) {
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll('.mk:not(.free)').length`, &got)); err != nil {
+			return err
+		}
+		if got >= n {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%d markers after 60 s, want %d", got, n)
+}
+
+var errNoScreenshot = errors.New("no screenshot")
+
+func screenshot(site, tmp, out string) error {
+	srv, err := e2e.Serve(site)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, "profile-shot"), 1400, 860)
+	defer stop()
+	if err := srv.Publish(realistic(time.Now().UTC())...); err != nil {
+		return err
+	}
+	var png []byte
+	if err := chromedp.Run(bctx,
+		chromedp.Navigate(srv.URL+"/live"),
+		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
+		chromedp.ActionFunc(func(ctx context.Context) error {
+			// A fresh wave so that some markers pulse in the picture.
+			return srv.Publish(realisticWave(time.Now().UTC())...)
+		}),
+		chromedp.Sleep(900*time.Millisecond),
+		chromedp.Click(`#list button[data-idx="1"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#details`, chromedp.ByQuery),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.CaptureScreenshot(&png),
+	); err != nil {
+		return err
+	}
+	if len(png) == 0 {
+		return errNoScreenshot
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	fmt.Println("wrote", out)
+	return os.WriteFile(out, png, 0o644)
+}
+
+type city struct {
+	name, cc string
+	lat, lon float64
+}
+
+var cities = []city{
+	{"Beijing", "CN", 39.9, 116.4}, {"Shanghai", "CN", 31.23, 121.47}, {"Guangzhou", "CN", 23.13, 113.26},
+	{"Moscow", "RU", 55.76, 37.62}, {"Saint Petersburg", "RU", 59.93, 30.33}, {"Novosibirsk", "RU", 55.03, 82.92},
+	{"Ashburn", "US", 39.04, -77.49}, {"Dallas", "US", 32.78, -96.8}, {"San Jose", "US", 37.34, -121.89},
+	{"Amsterdam", "NL", 52.37, 4.9}, {"Frankfurt am Main", "DE", 50.11, 8.68}, {"Paris", "FR", 48.86, 2.35},
+	{"São Paulo", "BR", -23.55, -46.63}, {"Mumbai", "IN", 19.08, 72.88}, {"Singapore", "SG", 1.35, 103.82},
+	{"Seoul", "KR", 37.57, 126.98}, {"Hanoi", "VN", 21.03, 105.85}, {"Tehran", "IR", 35.69, 51.39},
+	{"Lagos", "NG", 6.52, 3.38}, {"Jakarta", "ID", -6.2, 106.85}, {"Bucharest", "RO", 44.43, 26.1},
+	{"Kyiv", "UA", 50.45, 30.52}, {"Istanbul", "TR", 41.01, 28.98}, {"Tokyo", "JP", 35.68, 139.69},
+	{"Sydney", "AU", -33.87, 151.21}, {"Johannesburg", "ZA", -26.2, 28.05}, {"Buenos Aires", "AR", -34.6, -58.38},
+	{"Mexico City", "MX", 19.43, -99.13}, {"Toronto", "CA", 43.65, -79.38}, {"Taipei", "TW", 25.03, 121.57},
+}
+
+var sources = []struct {
+	src, title string
+	sev        incident.Severity
+}{
+	{"ssh_bruteforce", "SSH brute force", incident.High},
+	{"port_scan", "Port scan", incident.Low},
+	{"web_scan", "Web scan", incident.Medium},
+	{"credential_stuffing", "Credential stuffing", incident.Critical},
+	{"port_scan", "Port scan", incident.Info},
+}
+
+func realistic(now time.Time) []incident.Incident {
+	r := rand.New(rand.NewPCG(7, 11))
+	var out []incident.Incident
+	for i := 0; i < 90; i++ {
+		c := cities[r.IntN(len(cities))]
+		s := sources[r.IntN(len(sources))]
+		out = append(out, cityIncident(i, c, s.src, s.title, s.sev, now.Add(-time.Duration(r.IntN(240))*time.Second), r))
+	}
+	return out
+}
+
+func realisticWave(now time.Time) []incident.Incident {
+	r := rand.New(rand.NewPCG(3, 5))
+	var out []incident.Incident
+	for i := 0; i < 12; i++ {
+		c := cities[r.IntN(len(cities))]
+		s := sources[r.IntN(len(sources))]
+		out = append(out, cityIncident(1000+i, c, s.src, s.title, s.sev, now, r))
+	}
+	return out
+}
+
+func cityIncident(i int, c city, src, title string, sev incident.Severity, ts time.Time, r *rand.Rand) incident.Incident {
+	ip := fmt.Sprintf("%d.%d.%d.%d", 45+r.IntN(170), r.IntN(256), r.IntN(256), 1+r.IntN(254))
+	in := e2e.Incident(fmt.Sprintf("%s:%s:%d", src, ip, i), ip, sev, c.lat+r.Float64()*0.3, c.lon+r.Float64()*0.3, c.cc, ts)
+	in.Source, in.Title, in.City = src, title, c.name
+	in.GeoSource = "dbip"
+	in.ASN, in.Org = uint32(10000+r.IntN(50000)), "Example Hosting "+c.cc
+	score := r.IntN(101)
+	in.AbuseScore = &score
+	switch src {
+	case "ssh_bruteforce":
+		in.Summary = fmt.Sprintf("%d failed logins for %d users in 60 s", 6+r.IntN(40), 1+r.IntN(9))
+		in.Evidence = &incident.Evidence{Users: []string{"root", "admin", "ubuntu"}, Ports: []int{22}}
+		if r.IntN(3) == 0 {
+			in.Action = "blocked"
+		}
+	case "web_scan":
+		in.Summary = "probed 41 paths in 30 s"
+		in.Evidence = &incident.Evidence{Paths: []string{"/.env", "/wp-login.php", "/.git/config"}, UserAgents: []string{"Mozilla/5.0 zgrab/0.x"}}
+	case "port_scan":
+		in.Summary = fmt.Sprintf("knocked on %d closed ports in 20 s", 20+r.IntN(200))
+		in.Evidence = &incident.Evidence{Ports: []int{23, 445, 3389, 5900}}
+	case "credential_stuffing":
+		in.Summary = "312 logins for 298 distinct users in 5 min"
+		in.Action = "rate_limited"
+	}
+	return in
+}
+
+func pageAddScript(ctx context.Context, src string) (page.ScriptIdentifier, error) {
+	return page.AddScriptToEvaluateOnNewDocument(src).Do(ctx)
+}

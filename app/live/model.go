@@ -1,0 +1,666 @@
+// Package live is the map's state, kept apart from any browser code so it
+// is tested on the host: the incidents it knows, the markers and arcs in
+// stable slots (go-app diffs children by position, so a marker keeps its
+// slot for life and a freed slot is reused rather than the list shifting),
+// the sidebar, and the live statistics.
+//
+// The UI reads the slots and the per-chunk generation counters: a chunk
+// whose generation did not change is not rendered again, so one incident
+// costs one small chunk of DOM work however many markers are on the map.
+package live
+
+import (
+	"math"
+	"time"
+
+	"github.com/attackmap/attackmap/app/geo"
+	"github.com/attackmap/attackmap/incident"
+	"github.com/paulmach/orb"
+)
+
+// Config holds the limits of the map. Zero fields take the defaults below.
+type Config struct {
+	// MaxMarkers caps the circles on the map (default 2,000); when full,
+	// the marker updated longest ago leaves first.
+	MaxMarkers int
+	// MaxArcs caps the attacker-to-target arcs (default 500), oldest first.
+	MaxArcs int
+	// TTL is how long a marker stays after its incident's last activity
+	// (default 5 minutes, DESIGN.md).
+	TTL time.Duration
+	// SidebarRows is how many incidents the sidebar lists (default 50).
+	SidebarRows int
+	// Cell is the aggregation cell in map units (default 2, about 0.7° of
+	// longitude): incidents from one cell share one circle with a count.
+	Cell float64
+	// MaxPulses caps the markers pulsing at once (default 200) and
+	// MaxFades the arcs fading in (default 100): under a burst the rest
+	// appear settled. Every pulse is a repaint of the SVG on every frame
+	// for 4 s, and a browser without GPU draws only a few hundred at 60 fps.
+	MaxPulses int
+	MaxFades  int
+	// ChunkSize is how many slots render as one unit (default 16: one
+	// incident then rebuilds and diffs 16 slots, and the page compares
+	// 125 chunk components per frame at 2,000 markers).
+	ChunkSize int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxMarkers <= 0 {
+		c.MaxMarkers = 2000
+	}
+	if c.MaxArcs <= 0 {
+		c.MaxArcs = 500
+	}
+	if c.TTL <= 0 {
+		c.TTL = 5 * time.Minute
+	}
+	if c.SidebarRows <= 0 {
+		c.SidebarRows = 50
+	}
+	if c.Cell <= 0 {
+		c.Cell = 2
+	}
+	if c.MaxPulses <= 0 {
+		c.MaxPulses = 200
+	}
+	if c.MaxFades <= 0 {
+		c.MaxFades = 100
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 16
+	}
+	return c
+}
+
+// Marker is one slot of the marker layer.
+type Marker struct {
+	Used bool
+	// X, Y are map units (package geo), from the first incident placed here.
+	X, Y float64
+	// Severity is the highest severity among the marker's live incidents.
+	Severity incident.Severity
+	// Count is how many live incidents share this place.
+	Count int
+	// Pulse flips on every new activity: the UI maps it to one of two
+	// identical CSS animations, so changing it restarts the pulse.
+	Pulse uint8
+	// Still is set when the activity arrived while the page was hidden: the
+	// marker appears settled instead of replaying a salvo of pulses.
+	Still bool
+	// Latest is the id of the newest incident here (selected on click).
+	Latest string
+
+	key     cellKey
+	bySev   [5]int
+	updated time.Time
+}
+
+// Arc is one slot of the arc layer: a great circle from an attacker's place
+// to a target host.
+type Arc struct {
+	Used bool
+	// D is the SVG path data, split at the antimeridian.
+	D string
+	// Count is how many live incidents share this pair; the stroke width
+	// grows with log2(Count+1).
+	Count    int
+	Severity incident.Severity
+	Pulse    uint8
+	Still    bool
+
+	key     arcKey
+	bySev   [5]int
+	updated time.Time
+}
+
+// Width is the arc's stroke width in map units.
+func (a *Arc) Width() float64 { return 0.8 * math.Log2(float64(a.Count)+1) }
+
+// Radius is the marker's radius in map units: bigger for busier places.
+func (m *Marker) Radius() float64 {
+	return 4 + math.Min(4, math.Log2(float64(max(m.Count, 1))))
+}
+
+type cellKey struct{ x, y int32 }
+
+type arcKey struct{ from, to cellKey }
+
+type entry struct {
+	in      incident.Incident
+	marker  int // slot, -1 when none
+	arc     int // slot, -1 when none
+	sev     int // severity rank counted in the slots
+	expires time.Time
+}
+
+// Options describe how an incident arrived.
+type Options struct {
+	// Live marks incidents from the SSE stream (not the initial feed or the
+	// offline cache): they count in the per-minute rate and may pulse.
+	Live bool
+	// Hidden is true while the page is in the background.
+	Hidden bool
+}
+
+// Result says what Apply did.
+type Result int
+
+// Apply results.
+const (
+	Invalid   Result = iota // failed incident.Validate; ignored
+	Duplicate               // same id and nothing newer; ignored
+	Added                   // a new incident
+	Updated                 // a newer copy of a known incident
+)
+
+// Model is the map state. It is not safe for concurrent use: the UI calls
+// it from go-app's UI goroutine only.
+type Model struct {
+	cfg Config
+
+	Markers []Marker
+	Arcs    []Arc
+
+	entries     map[string]*entry
+	cells       map[cellKey]int
+	pairs       map[arcKey]int
+	freeMarkers []int
+	freeArcs    []int
+
+	// sidebar holds the newest incidents, newest first. It outlives the
+	// markers: an incident stays listed after its marker expired.
+	sidebar []incident.Incident
+
+	markerGen  []uint64
+	arcGen     []uint64
+	sidebarGen uint64
+	gen        uint64
+
+	selected string
+
+	// skew estimates how far the browser clock is ahead of the sensors':
+	// the smallest (arrival - incident time) seen on the live stream.
+	skew     time.Duration
+	haveSkew bool
+
+	stats stats
+
+	pulses, fades animations
+
+	// Announcement is the latest high or critical live incident, for the
+	// polite live region; AnnounceGen changes with it.
+	Announcement string
+	AnnounceGen  uint64
+
+	// DBIP is true once an incident placed by DB-IP data was seen.
+	DBIP bool
+
+	// Rejected counts incidents that failed validation.
+	Rejected int
+}
+
+// New returns an empty model.
+func New(cfg Config) *Model {
+	cfg = cfg.withDefaults()
+	return &Model{
+		cfg:     cfg,
+		entries: make(map[string]*entry),
+		cells:   make(map[cellKey]int),
+		pairs:   make(map[arcKey]int),
+		stats:   newStats(),
+	}
+}
+
+// Config returns the model's configuration with defaults filled in.
+func (m *Model) Config() Config { return m.cfg }
+
+// Gen changes whenever anything visible changed.
+func (m *Model) Gen() uint64 { return m.gen }
+
+// MarkerChunks is how many chunks the marker slots form.
+func (m *Model) MarkerChunks() int { return (len(m.Markers) + m.cfg.ChunkSize - 1) / m.cfg.ChunkSize }
+
+// ArcChunks is how many chunks the arc slots form.
+func (m *Model) ArcChunks() int { return (len(m.Arcs) + m.cfg.ChunkSize - 1) / m.cfg.ChunkSize }
+
+// MarkerChunkGen is the generation of marker chunk c.
+func (m *Model) MarkerChunkGen(c int) uint64 { return m.markerGen[c] }
+
+// ArcChunkGen is the generation of arc chunk c.
+func (m *Model) ArcChunkGen(c int) uint64 { return m.arcGen[c] }
+
+// ChunkRange returns the slot indexes [lo, hi) of chunk c of n slots.
+func (m *Model) ChunkRange(c, n int) (lo, hi int) {
+	lo = c * m.cfg.ChunkSize
+	return lo, min(n, lo+m.cfg.ChunkSize)
+}
+
+// SidebarGen changes whenever the sidebar or the selection changed.
+func (m *Model) SidebarGen() uint64 { return m.sidebarGen }
+
+// Sidebar returns the listed incidents, newest first. Do not modify.
+func (m *Model) Sidebar() []incident.Incident { return m.sidebar }
+
+// Len is how many incidents the model tracks.
+func (m *Model) Len() int { return len(m.entries) }
+
+func (m *Model) touch() { m.gen++ }
+
+func (m *Model) dirtyMarker(i int) {
+	m.gen++
+	m.markerGen[i/m.cfg.ChunkSize] = m.gen
+}
+
+func (m *Model) dirtyArc(i int) {
+	m.gen++
+	m.arcGen[i/m.cfg.ChunkSize] = m.gen
+}
+
+func (m *Model) dirtySidebar() {
+	m.gen++
+	m.sidebarGen = m.gen
+}
+
+// eventTime is the incident's last activity.
+func eventTime(in *incident.Incident) time.Time {
+	if in.LastSeen.After(in.TS) {
+		return in.LastSeen
+	}
+	return in.TS
+}
+
+// Apply adds or updates one incident at time now. Incidents with no id,
+// an unknown severity or coordinates out of range are refused (Invalid).
+func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
+	if !plausible(&in) {
+		m.Rejected++
+		return Invalid
+	}
+	t := eventTime(&in)
+	if opt.Live {
+		if d := now.Sub(t); !m.haveSkew || d < m.skew {
+			m.skew, m.haveSkew = d, true
+		}
+	}
+	expires := t.Add(m.skew).Add(m.cfg.TTL)
+	if in.GeoSource == "dbip" && !m.DBIP {
+		m.DBIP = true
+		m.touch()
+	}
+	e, known := m.entries[in.ID]
+	if !known {
+		if old := m.inSidebar(in.ID); old != nil && !in.Supersedes(old) {
+			return Duplicate // listed, its marker long gone: a late redelivery
+		}
+		e = &entry{in: in, marker: -1, arc: -1, sev: in.Severity.Rank(), expires: expires}
+		m.entries[in.ID] = e
+		if expires.After(now) {
+			m.place(e, now, opt)
+		}
+		m.stats.add(&in, now, opt.Live)
+		m.list(in)
+		m.announce(&in, opt)
+		return Added
+	}
+	if !in.Supersedes(&e.in) {
+		return Duplicate
+	}
+	e.in = in
+	if expires.After(e.expires) {
+		e.expires = expires
+	}
+	if r := in.Severity.Rank(); r != e.sev {
+		if e.marker >= 0 {
+			mk := &m.Markers[e.marker]
+			mk.bySev[e.sev]--
+			mk.bySev[r]++
+			mk.Severity = highest(mk.bySev)
+		}
+		if e.arc >= 0 {
+			a := &m.Arcs[e.arc]
+			a.bySev[e.sev]--
+			a.bySev[r]++
+			a.Severity = highest(a.bySev)
+		}
+		e.sev = r
+	}
+	if e.marker < 0 && e.expires.After(now) {
+		m.place(e, now, opt)
+	} else if e.marker >= 0 {
+		m.pulseMarker(e.marker, e.in.ID, now, opt)
+		if e.arc >= 0 {
+			m.pulseArc(e.arc, now, opt)
+		}
+	}
+	m.list(in)
+	m.announce(&in, opt)
+	return Updated
+}
+
+// plausible checks what the model relies on: an id to de-duplicate by, a
+// known severity, and coordinates in range. The relay ran the full
+// incident.Validate already; repeating it here would re-encode every
+// incident (Validate measures the JSON size), which was a tenth of the
+// map's work per incident. Every string is still shown only as capped text.
+func plausible(in *incident.Incident) bool {
+	if in.ID == "" || len(in.ID) > incident.MaxID || !in.Severity.Valid() || in.TS.IsZero() {
+		return false
+	}
+	inRange := func(lat, lon float64) bool { return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 }
+	if (in.Lat == nil) != (in.Lon == nil) || in.HasLocation() && !inRange(*in.Lat, *in.Lon) {
+		return false
+	}
+	return in.Target == nil || inRange(in.Target.Lat, in.Target.Lon)
+}
+
+func highest(bySev [5]int) incident.Severity {
+	sev := [...]incident.Severity{incident.Info, incident.Low, incident.Medium, incident.High, incident.Critical}
+	for r := 4; r >= 0; r-- {
+		if bySev[r] > 0 {
+			return sev[r]
+		}
+	}
+	return incident.Info
+}
+
+// place puts a located incident on a marker (and an arc when the target is
+// known).
+func (m *Model) place(e *entry, now time.Time, opt Options) {
+	in := &e.in
+	if !in.HasLocation() {
+		return
+	}
+	from := orb.Point{*in.Lon, *in.Lat}
+	p := geo.Project(from)
+	key := m.cell(p)
+	slot, ok := m.cells[key]
+	if !ok {
+		slot = m.allocMarker(now)
+		m.Markers[slot] = Marker{Used: true, X: round1(p[0]), Y: round1(p[1]), key: key, Pulse: m.Markers[slot].Pulse}
+		m.cells[key] = slot
+	}
+	mk := &m.Markers[slot]
+	mk.Count++
+	mk.bySev[e.sev]++
+	mk.Severity = highest(mk.bySev)
+	e.marker = slot
+	m.pulseMarker(slot, in.ID, now, opt)
+
+	if in.Target == nil {
+		return
+	}
+	to := orb.Point{in.Target.Lon, in.Target.Lat}
+	ak := arcKey{key, m.cell(geo.Project(to))}
+	if ak.from == ak.to {
+		return // attacker next to the target: nothing to draw
+	}
+	aslot, ok := m.pairs[ak]
+	if !ok {
+		aslot = m.allocArc(now)
+		m.Arcs[aslot] = Arc{Used: true, D: ArcPath(from, to), key: ak, Pulse: m.Arcs[aslot].Pulse}
+		m.pairs[ak] = aslot
+	}
+	a := &m.Arcs[aslot]
+	a.Count++
+	a.bySev[e.sev]++
+	a.Severity = highest(a.bySev)
+	e.arc = aslot
+	m.pulseArc(aslot, now, opt)
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+func (m *Model) cell(p orb.Point) cellKey {
+	return cellKey{int32(math.Floor(p[0] / m.cfg.Cell)), int32(math.Floor(p[1] / m.cfg.Cell))}
+}
+
+// PulseDuration is how long the CSS pulse and fade run.
+const PulseDuration = 4 * time.Second
+
+// animations counts the animations started in the last PulseDuration.
+type animations struct{ starts []time.Time }
+
+// start reports whether another animation may start at now under the cap.
+func (a *animations) start(now time.Time, limit int) bool {
+	i := 0
+	for i < len(a.starts) && now.Sub(a.starts[i]) >= PulseDuration {
+		i++
+	}
+	a.starts = a.starts[i:]
+	if len(a.starts) >= limit {
+		return false
+	}
+	a.starts = append(a.starts, now)
+	return true
+}
+
+func (m *Model) pulseMarker(slot int, id string, now time.Time, opt Options) {
+	mk := &m.Markers[slot]
+	mk.Latest = id
+	mk.updated = now
+	mk.Still = opt.Hidden || !opt.Live || !m.pulses.start(now, m.cfg.MaxPulses)
+	if !mk.Still {
+		mk.Pulse ^= 1
+	}
+	m.dirtyMarker(slot)
+}
+
+func (m *Model) pulseArc(slot int, now time.Time, opt Options) {
+	a := &m.Arcs[slot]
+	a.updated = now
+	a.Still = opt.Hidden || !opt.Live || !m.fades.start(now, m.cfg.MaxFades)
+	if !a.Still {
+		a.Pulse ^= 1
+	}
+	m.dirtyArc(slot)
+}
+
+// allocMarker returns a free marker slot: a freed one first (lowest
+// reuse cost: the element already exists), else a new one at the end, else
+// the slot of the marker updated longest ago, evicted.
+func (m *Model) allocMarker(now time.Time) int {
+	if n := len(m.freeMarkers); n > 0 {
+		slot := m.freeMarkers[n-1]
+		m.freeMarkers = m.freeMarkers[:n-1]
+		return slot
+	}
+	if len(m.Markers) < m.cfg.MaxMarkers {
+		m.Markers = append(m.Markers, Marker{})
+		if len(m.Markers) > len(m.markerGen)*m.cfg.ChunkSize {
+			m.markerGen = append(m.markerGen, 0)
+		}
+		return len(m.Markers) - 1
+	}
+	oldest := 0
+	for i := range m.Markers {
+		if m.Markers[i].updated.Before(m.Markers[oldest].updated) {
+			oldest = i
+		}
+	}
+	m.evictMarker(oldest)
+	n := len(m.freeMarkers)
+	m.freeMarkers = m.freeMarkers[:n-1]
+	return oldest
+}
+
+func (m *Model) allocArc(now time.Time) int {
+	if n := len(m.freeArcs); n > 0 {
+		slot := m.freeArcs[n-1]
+		m.freeArcs = m.freeArcs[:n-1]
+		return slot
+	}
+	if len(m.Arcs) < m.cfg.MaxArcs {
+		m.Arcs = append(m.Arcs, Arc{})
+		if len(m.Arcs) > len(m.arcGen)*m.cfg.ChunkSize {
+			m.arcGen = append(m.arcGen, 0)
+		}
+		return len(m.Arcs) - 1
+	}
+	oldest := 0
+	for i := range m.Arcs {
+		if m.Arcs[i].updated.Before(m.Arcs[oldest].updated) {
+			oldest = i
+		}
+	}
+	m.evictArc(oldest)
+	n := len(m.freeArcs)
+	m.freeArcs = m.freeArcs[:n-1]
+	return oldest
+}
+
+// evictMarker frees a marker slot and detaches every incident on it (and
+// their arcs).
+func (m *Model) evictMarker(slot int) {
+	for _, e := range m.entries {
+		if e.marker == slot {
+			m.unplace(e)
+		}
+	}
+}
+
+func (m *Model) evictArc(slot int) {
+	for _, e := range m.entries {
+		if e.arc == slot {
+			m.unplaceArc(e)
+		}
+	}
+}
+
+// unplace removes an incident from its marker and arc, freeing slots that
+// become empty.
+func (m *Model) unplace(e *entry) {
+	m.unplaceArc(e)
+	if e.marker < 0 {
+		return
+	}
+	slot := e.marker
+	e.marker = -1
+	mk := &m.Markers[slot]
+	mk.Count--
+	mk.bySev[e.sev]--
+	if mk.Count <= 0 {
+		delete(m.cells, mk.key)
+		*mk = Marker{Pulse: mk.Pulse}
+		m.freeMarkers = append(m.freeMarkers, slot)
+	} else {
+		mk.Severity = highest(mk.bySev)
+	}
+	m.dirtyMarker(slot)
+}
+
+func (m *Model) unplaceArc(e *entry) {
+	if e.arc < 0 {
+		return
+	}
+	slot := e.arc
+	e.arc = -1
+	a := &m.Arcs[slot]
+	a.Count--
+	a.bySev[e.sev]--
+	if a.Count <= 0 {
+		delete(m.pairs, a.key)
+		*a = Arc{Pulse: a.Pulse}
+		m.freeArcs = append(m.freeArcs, slot)
+	} else {
+		a.Severity = highest(a.bySev)
+	}
+	m.dirtyArc(slot)
+}
+
+// Expire removes markers and arcs whose incidents are older than the TTL at
+// now, and forgets incidents a TTL after that (late redeliveries of those
+// are still caught by the sidebar check in Apply).
+func (m *Model) Expire(now time.Time) {
+	for id, e := range m.entries {
+		if !e.expires.After(now) {
+			m.unplace(e)
+			if !e.expires.Add(m.cfg.TTL).After(now) {
+				delete(m.entries, id)
+			}
+		}
+	}
+	m.stats.expire(now)
+}
+
+// list puts in at the top of the sidebar, replacing an older copy.
+func (m *Model) list(in incident.Incident) {
+	for i := range m.sidebar {
+		if m.sidebar[i].ID == in.ID {
+			m.sidebar = append(m.sidebar[:i], m.sidebar[i+1:]...)
+			break
+		}
+	}
+	if len(m.sidebar) >= m.cfg.SidebarRows {
+		m.sidebar = m.sidebar[:m.cfg.SidebarRows-1]
+	}
+	m.sidebar = append(m.sidebar, incident.Incident{})
+	copy(m.sidebar[1:], m.sidebar)
+	m.sidebar[0] = in
+	m.dirtySidebar()
+}
+
+func (m *Model) inSidebar(id string) *incident.Incident {
+	for i := range m.sidebar {
+		if m.sidebar[i].ID == id {
+			return &m.sidebar[i]
+		}
+	}
+	return nil
+}
+
+// Incident returns the listed or tracked incident with the given id.
+func (m *Model) Incident(id string) (incident.Incident, bool) {
+	if e, ok := m.entries[id]; ok {
+		return e.in, true
+	}
+	if in := m.inSidebar(id); in != nil {
+		return *in, true
+	}
+	return incident.Incident{}, false
+}
+
+// Select highlights one incident (its sidebar row, marker and arc); an
+// empty id clears the selection.
+func (m *Model) Select(id string) {
+	if id == m.selected {
+		return
+	}
+	m.dirtySelection()
+	m.selected = id
+	m.dirtySelection()
+	m.dirtySidebar()
+}
+
+func (m *Model) dirtySelection() {
+	if e, ok := m.entries[m.selected]; ok {
+		if e.marker >= 0 {
+			m.dirtyMarker(e.marker)
+		}
+		if e.arc >= 0 {
+			m.dirtyArc(e.arc)
+		}
+	}
+}
+
+// Selected returns the selected incident id and its marker and arc slots
+// (-1 when it has none).
+func (m *Model) Selected() (id string, marker, arc int) {
+	if e, ok := m.entries[m.selected]; ok {
+		return m.selected, e.marker, e.arc
+	}
+	return m.selected, -1, -1
+}
+
+func (m *Model) announce(in *incident.Incident, opt Options) {
+	if !opt.Live || in.Severity.Rank() < incident.High.Rank() {
+		return
+	}
+	where := in.Country
+	if where == "" {
+		where = "unknown location"
+	}
+	m.Announcement = string(in.Severity) + " severity " + Label(in.Source) + " from " + in.IP + ", " + where
+	m.AnnounceGen++
+	m.touch()
+}

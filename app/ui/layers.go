@@ -1,0 +1,99 @@
+package ui
+
+import (
+	"strconv"
+
+	app "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/attackmap/attackmap/app/live"
+)
+
+// svgNS must be set on every SVG element: go-app does not inherit it.
+const svgNS = "http://www.w3.org/2000/svg"
+
+// markerChunk draws one chunk of marker slots. Its exported fields are what
+// go-app compares when the page re-renders: the chunk renders again only
+// when its generation changed (M is the same pointer every time).
+type markerChunk struct {
+	app.Compo
+	M     *live.Model
+	Index int
+	Gen   uint64
+}
+
+// Render draws each slot as <g data-slot><circle/></g>, plus a <text>
+// count where incidents aggregate; reusing a slot patches attributes only.
+func (c *markerChunk) Render() app.UI {
+	m := c.M
+	lo, hi := m.ChunkRange(c.Index, len(m.Markers))
+	_, selMarker, _ := m.Selected()
+	slots := make([]app.UI, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		mk := &m.Markers[i]
+		g := app.Elem("g").XMLNS(svgNS).DataSet("slot", i)
+		if !mk.Used {
+			slots = append(slots, g.Class("mk", "free").Body(app.Elem("circle").XMLNS(svgNS)))
+			continue
+		}
+		cls := []string{"mk", pulseClass(mk.Pulse, mk.Still), "s-" + string(mk.Severity)}
+		if i == selMarker {
+			cls = append(cls, "sel")
+		}
+		x, y := num(mk.X), num(mk.Y)
+		circle := app.Elem("circle").XMLNS(svgNS).Attr("cx", x).Attr("cy", y).
+			Attr("r", num(mk.Radius())).Attr("fill", live.Colour(mk.Severity))
+		if mk.Count > 1 {
+			// Only aggregated places carry a label: thousands of empty text
+			// elements still cost paint time.
+			slots = append(slots, g.Class(cls...).Body(circle,
+				app.Elem("text").XMLNS(svgNS).Attr("x", x).Attr("y", y).Text(strconv.Itoa(mk.Count))))
+			continue
+		}
+		slots = append(slots, g.Class(cls...).Body(circle))
+	}
+	return app.Elem("g").XMLNS(svgNS).Class("chunk").Body(slots...)
+}
+
+// pulseClass picks one of two identical CSS animations: switching between
+// them is what restarts the pulse on an element that already exists.
+func pulseClass(pulse uint8, still bool) string {
+	switch {
+	case still:
+		return "still"
+	case pulse == 0:
+		return "p0"
+	}
+	return "p1"
+}
+
+// arcChunk draws one chunk of arc slots.
+type arcChunk struct {
+	app.Compo
+	M     *live.Model
+	Index int
+	Gen   uint64
+}
+
+// Render draws each slot as one <path>, split at the antimeridian.
+func (c *arcChunk) Render() app.UI {
+	m := c.M
+	lo, hi := m.ChunkRange(c.Index, len(m.Arcs))
+	_, _, selArc := m.Selected()
+	paths := make([]app.UI, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		a := &m.Arcs[i]
+		p := app.Elem("path").XMLNS(svgNS)
+		if !a.Used {
+			paths = append(paths, p.Class("arc", "free"))
+			continue
+		}
+		cls := []string{"arc", pulseClass(a.Pulse, a.Still)}
+		if i == selArc {
+			cls = append(cls, "sel")
+		}
+		paths = append(paths, p.Class(cls...).Attr("d", a.D).
+			Attr("stroke", live.Colour(a.Severity)).
+			Attr("stroke-width", strconv.FormatFloat(a.Width(), 'f', 2, 64)))
+	}
+	return app.Elem("g").XMLNS(svgNS).Class("chunk").Body(paths...)
+}

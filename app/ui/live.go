@@ -1,0 +1,545 @@
+package ui
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	app "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/attackmap/attackmap/app/geo"
+	"github.com/attackmap/attackmap/app/live"
+	"github.com/attackmap/attackmap/incident"
+)
+
+// Connection states shown in the header.
+const (
+	StatusConnecting   = "connecting"
+	StatusLive         = "live"
+	StatusReconnecting = "reconnecting"
+	StatusOffline      = "offline"
+)
+
+// localStorage keys.
+const (
+	keyRelay  = "attackmap.relay"
+	keyRecent = "attackmap.recent"
+)
+
+// Limits and timings of the live connection.
+const (
+	// maxInbox bounds the incidents waiting for the UI goroutine. They
+	// pile up only while the UI goroutine cannot run (a frozen tab); past
+	// this the oldest are dropped, since the map is about the present and
+	// the relay keeps history. 10,000 is five minutes at 33/s.
+	maxInbox = 10000
+	// feedLimit is how many recent incidents the initial feed asks for:
+	// the relay's maximum, so the map starts with the last five minutes.
+	feedLimit = 500
+	// maxFeedBytes caps the initial feed: feedLimit incidents of at most
+	// incident.MaxBytes each.
+	maxFeedBytes = feedLimit * incident.MaxBytes
+	// tickEvery drives expiry and the per-minute rate; once a second is
+	// as fine as a 5-minute lifetime needs, and it is not per frame.
+	tickEvery = time.Second
+	// statsEvery re-seeds the statistics from the relay, correcting what
+	// the live counting cannot know (incidents leaving the 24 h window).
+	statsEvery = time.Minute
+	// panelEvery is the sidebar's redraw interval under load: four times a
+	// second reads as live and keeps a burst from re-patching the list on
+	// every frame.
+	panelEvery = 250 * time.Millisecond
+	// saveEvery throttles writing the sidebar to localStorage for the
+	// offline shell.
+	saveEvery = 5 * time.Second
+	// The reconnect backoff after the stream failed for good (HTTP error,
+	// bad content type: the browser gives up and so do its own retries).
+	retryMin = 2 * time.Second
+	retryMax = 30 * time.Second
+)
+
+// Live is the map page.
+type Live struct {
+	app.Compo
+
+	m      *live.Model
+	ctx    app.Context
+	relay  string
+	status string
+
+	es         *eventSource
+	removes    []func()
+	lastID     string
+	retries    int
+	retryTimer app.Value
+	retryFunc  app.Func
+	stopped    bool
+
+	mu        sync.Mutex
+	incoming  []arrival
+	control   []func(app.Context)
+	scheduled bool
+	dropped   int
+
+	savedGen uint64
+	savedAt  time.Time
+	statsAt  time.Time
+
+	// The sidebar and the stats panel are text-heavy and change with every
+	// incident: they are redrawn at most every panelEvery (and the stats
+	// on the 1 Hz tick), so a burst of incidents costs marker chunks, not
+	// hundreds of text nodes per frame.
+	sidebarShown  uint64
+	rows          []incident.Incident // the sidebar as last shown
+	panelPending  bool
+	statsView     live.StatsView
+	settingsOpen  bool
+	settingsInput string
+	settingsErr   string
+	hidden        bool
+}
+
+type arrival struct {
+	data string
+	id   string
+}
+
+// OnInit creates the model; it runs on the server too, where the page
+// shell is pre-rendered with an empty map.
+func (c *Live) OnInit() {
+	c.m = live.New(live.Config{})
+	c.status = StatusConnecting
+	c.statsView = c.m.Stats(time.Now())
+}
+
+// OnMount starts the live connection in the browser.
+func (c *Live) OnMount(ctx app.Context) {
+	if app.IsServer {
+		return
+	}
+	c.ctx = ctx
+	c.stopped = false
+	c.relay = c.relaySetting(ctx)
+	c.settingsInput = c.relay
+	c.loadRecent(ctx)
+	doc := app.Window().Get("document")
+	c.removes = append(c.removes, listen(doc, "visibilitychange", func(app.Value) {
+		c.post(func(ctx app.Context) { c.hidden = documentHidden() })
+	}))
+	c.hidden = documentHidden()
+	c.connect(ctx)
+	ctx.After(tickEvery, c.tick)
+}
+
+// OnDismount stops everything OnMount started and releases every js.Func.
+func (c *Live) OnDismount() {
+	c.stopped = true
+	c.disconnect()
+	for _, remove := range c.removes {
+		remove()
+	}
+	c.removes = nil
+}
+
+// relaySetting returns ?relay= when valid (and remembers it), else the
+// remembered setting, else "" (the page's own origin).
+func (c *Live) relaySetting(ctx app.Context) string {
+	if raw := ctx.Page().URL().Query().Get("relay"); raw != "" {
+		if r, err := live.NormalizeRelay(raw); err == nil {
+			ctx.LocalStorage().Set(keyRelay, r)
+			return r
+		} else {
+			c.settingsErr, c.settingsOpen = err.Error(), true
+		}
+	}
+	var saved string
+	if err := ctx.LocalStorage().Get(keyRelay, &saved); err == nil {
+		if r, err := live.NormalizeRelay(saved); err == nil {
+			return r
+		}
+	}
+	return ""
+}
+
+// loadRecent shows the incidents the page had last time, before any
+// network answer: the offline shell.
+func (c *Live) loadRecent(ctx app.Context) {
+	var recent []incident.Incident
+	if err := ctx.LocalStorage().Get(keyRecent, &recent); err != nil {
+		return
+	}
+	now := time.Now()
+	for i := len(recent) - 1; i >= 0; i-- {
+		c.m.Apply(recent[i], now, live.Options{Hidden: true})
+	}
+	c.savedGen = c.m.SidebarGen()
+	c.showPanels()
+}
+
+// connect opens the stream and asks for the recent feed and the stats. The
+// stream opens first: an incident published between the two answers is
+// then in at least one of them, and the model drops the overlap.
+func (c *Live) connect(ctx app.Context) {
+	url := live.Endpoint(c.relay, "/api/live-feed/stream")
+	if c.lastID != "" {
+		url += "?lastEventId=" + c.lastID
+	}
+	es := openEventSource(url)
+	c.es = es
+	es.On("open", func(app.Value) {
+		c.post(func(ctx app.Context) {
+			if c.es == es {
+				c.status, c.retries = StatusLive, 0
+			}
+		})
+	})
+	es.On("error", func(app.Value) {
+		state := es.ReadyState()
+		c.post(func(ctx app.Context) {
+			if c.es != es {
+				return
+			}
+			c.status = StatusReconnecting
+			if !app.Window().Get("navigator").Get("onLine").Bool() {
+				c.status = StatusOffline
+			}
+			if state == esClosed {
+				c.scheduleReconnect(ctx)
+			}
+		})
+	})
+	es.On("incident", func(ev app.Value) {
+		c.postIncident(ev.Get("data").String(), ev.Get("lastEventId").String())
+	})
+	if c.lastID == "" {
+		fetchText(live.Endpoint(c.relay, "/api/live-feed?limit="+strconv.Itoa(feedLimit)), maxFeedBytes, func(body string, err error) {
+			c.post(func(ctx app.Context) { c.applyFeed(body, err) })
+		})
+		c.fetchStats()
+	}
+}
+
+func (c *Live) disconnect() {
+	if c.es != nil {
+		c.es.Close()
+		c.es = nil
+	}
+	if c.retryFunc != nil {
+		app.Window().Call("clearTimeout", c.retryTimer)
+		c.retryFunc.Release()
+		c.retryFunc = nil
+	}
+}
+
+// scheduleReconnect reopens a stream the browser gave up on, resuming
+// after the last event seen, with exponential backoff.
+func (c *Live) scheduleReconnect(ctx app.Context) {
+	c.disconnect()
+	delay := retryMin << min(c.retries, 4)
+	if delay > retryMax {
+		delay = retryMax
+	}
+	c.retries++
+	var f app.Func
+	f = app.FuncOf(func(this app.Value, args []app.Value) any {
+		c.post(func(ctx app.Context) {
+			if c.retryFunc != f || c.stopped {
+				return
+			}
+			c.retryFunc.Release()
+			c.retryFunc = nil
+			c.connect(ctx)
+		})
+		return nil
+	})
+	c.retryFunc = f
+	c.retryTimer = app.Window().Call("setTimeout", f, delay.Milliseconds())
+}
+
+func (c *Live) fetchStats() {
+	c.statsAt = time.Now()
+	fetchText(live.Endpoint(c.relay, "/api/stats"), live.MaxStatsBytes, func(body string, err error) {
+		c.post(func(ctx app.Context) {
+			if err != nil {
+				return // the live counts still run; the next refresh retries
+			}
+			if snap, err := live.DecodeSnapshot([]byte(body)); err == nil {
+				c.m.Seed(snap, time.Now())
+				c.statsView = c.m.Stats(time.Now())
+			}
+		})
+	})
+}
+
+func (c *Live) applyFeed(body string, err error) {
+	if err != nil {
+		if c.status != StatusLive {
+			c.status = StatusOffline
+		}
+		return
+	}
+	var items []json.RawMessage
+	if json.Unmarshal([]byte(body), &items) != nil {
+		return
+	}
+	now := time.Now()
+	for _, raw := range items { // oldest first, as the relay sends them
+		if in, err := incident.Decode(raw); err == nil {
+			c.m.Apply(in, now, live.Options{Hidden: c.hidden})
+		}
+	}
+	c.showPanels()
+}
+
+// post hands a function to the UI goroutine. It is called from js.Func
+// callbacks and never blocks: at most one ctx.Dispatch is pending at a
+// time, so go-app's dispatch queue cannot fill up because of us.
+func (c *Live) post(fn func(app.Context)) {
+	c.mu.Lock()
+	c.control = append(c.control, fn)
+	c.wakeLocked()
+}
+
+// postIncident queues one SSE data line; see maxInbox for the bound.
+func (c *Live) postIncident(data, id string) {
+	c.mu.Lock()
+	if len(c.incoming) >= maxInbox {
+		c.incoming = c.incoming[1:]
+		c.dropped++
+	}
+	c.incoming = append(c.incoming, arrival{data, id})
+	c.wakeLocked()
+}
+
+func (c *Live) wakeLocked() {
+	wake := !c.scheduled
+	c.scheduled = true
+	c.mu.Unlock()
+	if wake {
+		c.ctx.Dispatch(c.drain)
+	}
+}
+
+// drain runs on the UI goroutine: everything that arrived since the last
+// frame is applied at once, and go-app renders once.
+func (c *Live) drain(ctx app.Context) {
+	c.mu.Lock()
+	control, incoming := c.control, c.incoming
+	c.control, c.incoming, c.scheduled = nil, nil, false
+	c.mu.Unlock()
+	for _, fn := range control {
+		fn(ctx)
+	}
+	if len(incoming) == 0 {
+		return
+	}
+	now := time.Now()
+	opt := live.Options{Live: true, Hidden: documentHidden()}
+	for _, a := range incoming {
+		if a.id != "" {
+			c.lastID = a.id
+		}
+		if in, err := incident.Decode([]byte(a.data)); err == nil {
+			c.m.Apply(in, now, opt)
+		} else {
+			c.m.Rejected++
+		}
+	}
+	if c.status != StatusLive {
+		c.status = StatusLive
+	}
+	c.schedulePanels(ctx)
+}
+
+// schedulePanels redraws the sidebar panelEvery from now, once.
+func (c *Live) schedulePanels(ctx app.Context) {
+	if c.panelPending || c.sidebarShown == c.m.SidebarGen() {
+		return
+	}
+	c.panelPending = true
+	ctx.After(panelEvery, func(ctx app.Context) {
+		c.panelPending = false
+		c.showPanels()
+	})
+}
+
+// showPanels makes the sidebar and the stats current.
+func (c *Live) showPanels() {
+	c.sidebarShown = c.m.SidebarGen()
+	c.rows = append(c.rows[:0], c.m.Sidebar()...)
+	c.statsView = c.m.Stats(time.Now())
+}
+
+// tick expires old markers, refreshes the rate, re-seeds the stats and
+// saves the sidebar for the offline shell.
+func (c *Live) tick(ctx app.Context) {
+	if c.stopped {
+		return
+	}
+	now := time.Now()
+	c.m.Expire(now)
+	c.statsView = c.m.Stats(now)
+	if now.Sub(c.statsAt) >= statsEvery {
+		c.fetchStats()
+	}
+	if g := c.m.SidebarGen(); g != c.savedGen && now.Sub(c.savedAt) >= saveEvery {
+		c.savedGen, c.savedAt = g, now
+		ctx.LocalStorage().Set(keyRecent, c.m.Sidebar())
+	}
+	ctx.After(tickEvery, c.tick)
+}
+
+// Render draws the page.
+func (c *Live) Render() app.UI {
+	m := c.m
+	arcChunks := make([]app.UI, m.ArcChunks())
+	for i := range arcChunks {
+		arcChunks[i] = &arcChunk{M: m, Index: i, Gen: m.ArcChunkGen(i)}
+	}
+	markerChunks := make([]app.UI, m.MarkerChunks())
+	for i := range markerChunks {
+		markerChunks[i] = &markerChunk{M: m, Index: i, Gen: m.MarkerChunkGen(i)}
+	}
+	selID, _, _ := m.Selected()
+	var sel incident.Incident
+	hasSel := false
+	if selID != "" {
+		sel, hasSel = m.Incident(selID)
+	}
+	return app.Div().Class("am").Body(
+		app.Header().Class("top").Body(
+			app.H1().Body(
+				app.Img().Src("/web/icon.svg").Alt("").Class("logo"),
+				app.Text("attackmap"),
+			),
+			app.Span().Class("status", "st-"+c.status).ID("status").Text(statusText(c.status)),
+			app.Button().Class("settings-btn").Type("button").
+				Aria("expanded", c.settingsOpen).Aria("controls", "settings").
+				OnClick(c.toggleSettings).Text("Settings"),
+		),
+		app.If(c.settingsOpen, func() app.UI { return c.renderSettings() }),
+		app.Main().Class("body").Body(
+			// Three stacked layers with the same geometry (viewBox and
+			// "meet" fitting): the world as an image, the arcs, the
+			// markers. Separate layers are painted separately, so a
+			// pulsing marker repaints the marker layer only, not the world
+			// and 500 arcs with it.
+			app.Div().Class("map-wrap").Body(
+				app.Img().Class("world").Src("/web/world.svg").Alt(""),
+				app.Elem("svg").XMLNS(svgNS).Class("layer", "arcs").
+					Attr("viewBox", geo.ViewBoxAttr()).Attr("preserveAspectRatio", "xMidYMid meet").
+					Aria("hidden", true).
+					Body(arcChunks...),
+				app.Elem("svg").XMLNS(svgNS).Class("layer", "markers").ID("map").
+					Attr("viewBox", geo.ViewBoxAttr()).Attr("preserveAspectRatio", "xMidYMid meet").
+					Attr("role", "img").Aria("label", "World map of live incidents").
+					On("click", c.onMarkerClick).
+					Body(markerChunks...),
+			),
+			app.Aside().Class("side").Body(
+				&statsPanel{View: c.statsView},
+				app.If(hasSel, func() app.UI { return &details{In: sel} }),
+				&sidebar{M: m, Rows: &c.rows, Gen: c.sidebarShown},
+			),
+		),
+		app.Footer().Class("foot").Body(
+			app.Span().Text("Map data: Natural Earth (public domain) via world-atlas"),
+			app.If(m.DBIP, func() app.UI {
+				return app.A().Href("https://db-ip.com").Rel("noopener").Target("_blank").ID("dbip").
+					Text("IP Geolocation by DB-IP")
+			}),
+			app.If(c.dropped > 0, func() app.UI {
+				return app.Span().Class("warn").Text(strconv.Itoa(c.dropped) + " incidents dropped while the page was busy")
+			}),
+		),
+		app.Div().Class("sr-only").ID("announce").Aria("live", "polite").Text(m.Announcement),
+	)
+}
+
+func statusText(s string) string {
+	switch s {
+	case StatusLive:
+		return "● live"
+	case StatusReconnecting:
+		return "reconnecting…"
+	case StatusOffline:
+		return "offline: showing the last incidents"
+	}
+	return "connecting…"
+}
+
+func (c *Live) renderSettings() app.UI {
+	return app.Form().Class("settings").ID("settings").OnSubmit(c.saveSettings).Body(
+		app.Label().For("relay-url").Text("Relay URL (empty: this site)"),
+		app.Input().ID("relay-url").Type("url").Placeholder("https://relay.example.org").
+			Value(c.settingsInput).OnInput(c.ValueTo(&c.settingsInput)),
+		app.Button().Type("submit").Text("Save"),
+		app.Button().Type("button").OnClick(c.resetSettings).Text("Use this site"),
+		app.If(c.settingsErr != "", func() app.UI { return app.P().Class("err").Role("alert").Text(c.settingsErr) }),
+		app.P().Class("hint").Text("Another relay must allow this page's origin in its CORS settings."),
+	)
+}
+
+func (c *Live) toggleSettings(ctx app.Context, e app.Event) {
+	c.settingsOpen = !c.settingsOpen
+	c.settingsInput = c.relay
+}
+
+func (c *Live) saveSettings(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	r, err := live.NormalizeRelay(c.settingsInput)
+	if err != nil {
+		c.settingsErr = err.Error()
+		return
+	}
+	c.useRelay(ctx, r)
+}
+
+func (c *Live) resetSettings(ctx app.Context, e app.Event) {
+	c.useRelay(ctx, "")
+}
+
+func (c *Live) useRelay(ctx app.Context, r string) {
+	c.settingsErr, c.settingsOpen = "", false
+	ctx.LocalStorage().Set(keyRelay, r)
+	if r == c.relay {
+		return
+	}
+	c.relay, c.lastID, c.retries = r, "", 0
+	c.disconnect()
+	c.m = live.New(live.Config{})
+	c.showPanels()
+	c.status = StatusConnecting
+	c.connect(ctx)
+}
+
+// onMarkerClick selects the newest incident of the clicked marker: one
+// delegated handler for all markers instead of one js.Func each.
+func (c *Live) onMarkerClick(ctx app.Context, e app.Event) {
+	el := e.Get("target").Call("closest", "[data-slot]")
+	if !el.Truthy() {
+		return
+	}
+	slot, err := strconv.Atoi(el.Get("dataset").Get("slot").String())
+	if err != nil || slot < 0 || slot >= len(c.m.Markers) || !c.m.Markers[slot].Used {
+		return
+	}
+	c.m.Select(c.m.Markers[slot].Latest)
+	c.showPanels()
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// clean caps and escapes text for display; it is always set as a text
+// node too, never as markup.
+func clean(s string, max int) string { return incident.CleanText(s, max) }
+
+func joinClean(list []string, max int) string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = clean(s, max)
+	}
+	return strings.Join(out, ", ")
+}
