@@ -357,6 +357,24 @@ func animation(w io.Writer, site, tmp string) error {
 	}
 	chromedp.Run(bctx, chromedp.Evaluate(`document.getElementById('bench-loop').remove(), true`, &ok))
 	report("all 2,000 + 500 animating, CSS only", cssFPS, cssM)
+	// The same load drawn two other ways, side by side with the app's own
+	// DOM in this run, to keep the record of why the app draws markers the
+	// way it does (see variants).
+	for _, v := range variants {
+		settle()
+		if err := chromedp.Run(bctx, chromedp.Evaluate(v.on, &ok)); err != nil {
+			return fmt.Errorf("variant %q: %w", v.label, err)
+		}
+		f, m, err := fps(10*time.Second, func(stop <-chan struct{}) { <-stop })
+		if err != nil {
+			return err
+		}
+		chromedp.Run(bctx, chromedp.Evaluate(v.off, &ok))
+		report(v.label, f, m)
+		if cssFPS > 0 {
+			fmt.Fprintf(w, "  %-44s x%.2f the app's DOM\n", "", f/cssFPS)
+		}
+	}
 	for _, rate := range []int{100, 500} {
 		settle()
 		f, m, err := fps(10*time.Second, churn(rate))
@@ -366,6 +384,68 @@ func animation(w io.Writer, site, tmp string) error {
 		report(fmt.Sprintf("re-pulsing through the relay, %d incidents/s", rate), f, m)
 	}
 	return nil
+}
+
+// variants are alternative ways to draw the all-animating case, measured
+// next to the app's DOM. They change the page from outside (JS injected by
+// the benchmark) and are removed again; the app itself is not involved.
+var variants = []struct{ label, on, off string }{
+	{
+		// The suggested "composited" fix: every marker as an absolutely
+		// positioned HTML element (a tiny <svg> holding one <circle>) at
+		// the projected position, pulsing through the same keyframes. In
+		// Chromium 156 SVG children's transform/opacity animations are
+		// already composited, so this only trades one layer per <circle>
+		// for one layer per <div>; the cost is per composited layer
+		// (software compositing: --disable-gpu), and it stays.
+		label: "  variant: markers as HTML-positioned layers",
+		on: `(() => {
+			const map = document.getElementById('map'), wrap = map.parentElement;
+			const [vx, vy, vw, vh] = map.getAttribute('viewBox').split(/\s+/).map(Number);
+			const r = map.getBoundingClientRect(), w = wrap.getBoundingClientRect();
+			const s = Math.min(r.width / vw, r.height / vh);
+			const ox = r.left - w.left + (r.width - vw * s) / 2, oy = r.top - w.top + (r.height - vh * s) / 2;
+			const box = document.createElement('div');
+			box.id = 'bench-html'; box.style.cssText = 'position:absolute;inset:0;pointer-events:none';
+			let h = '';
+			for (const c of map.querySelectorAll('.mk:not(.free) circle')) {
+				const cx = +c.getAttribute('cx'), cy = +c.getAttribute('cy'), cr = +c.getAttribute('r');
+				const d = 2 * cr * s, x = ox + (cx - vx) * s - d / 2, y = oy + (cy - vy) * s - d / 2;
+				h += '<div style="position:absolute;left:' + x + 'px;top:' + y + 'px;width:' + d + 'px;height:' + d +
+					'px;opacity:.6;animation:pulse0 4s ease-out infinite"><svg viewBox="' + (-cr) + ' ' + (-cr) + ' ' + 2 * cr + ' ' + 2 * cr +
+					'" style="display:block;width:100%;height:100%;overflow:visible"><circle r="' + cr + '" fill="' +
+					c.getAttribute('fill') + '" stroke="#0b1220" stroke-width=".4"/></svg></div>';
+			}
+			box.innerHTML = h;
+			wrap.appendChild(box);
+			map.style.visibility = 'hidden';
+			const st = document.createElement('style'); st.id = 'bench-loop';
+			st.textContent = '.arc:not(.free) { animation: fade0 4s ease-out infinite !important }';
+			document.head.appendChild(st);
+			return true; })()`,
+		off: `(() => { document.getElementById('bench-html').remove(); document.getElementById('bench-loop').remove();
+			document.getElementById('map').style.visibility = ''; return true; })()`,
+	},
+	{
+		// The same pulse on properties Chromium cannot composite (r,
+		// fill-opacity, stroke-opacity): the main thread restyles and the
+		// layer is re-rastered every frame. Not the design (the pulse is
+		// transform/opacity only) and worse with a GPU; measured to show
+		// where the time goes without one.
+		label: "  variant: main-thread pulse (r/fill-opacity)",
+		on: `(() => { const s = document.createElement('style'); s.id = 'bench-loop';
+			s.textContent = '@keyframes benchR { from { r: var(--r15); fill-opacity: 1 } to { r: var(--r); fill-opacity: .6 } }' +
+				' @keyframes benchS { from { stroke-opacity: 1 } to { stroke-opacity: .5 } }' +
+				' .mk:not(.free) circle { opacity: 1 !important; animation: benchR 4s ease-out infinite !important }' +
+				' .arc:not(.free) { opacity: 1 !important; animation: benchS 4s ease-out infinite !important }';
+			for (const c of document.querySelectorAll('.mk:not(.free) circle')) {
+				const r = +c.getAttribute('r'); c.style.setProperty('--r', r + 'px'); c.style.setProperty('--r15', 1.5 * r + 'px');
+			}
+			document.head.appendChild(s); return true; })()`,
+		off: `(() => { document.getElementById('bench-loop').remove();
+			for (const c of document.querySelectorAll('.mk circle')) { c.style.removeProperty('--r'); c.style.removeProperty('--r15'); }
+			return true; })()`,
+	},
 }
 
 func waitMarkers(ctx context.Context, n int) error {
