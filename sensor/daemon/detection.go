@@ -15,7 +15,6 @@ import (
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/kernel"
-	"github.com/attackmap/attackmap/sensor/logparse"
 	"github.com/attackmap/attackmap/sensor/logsrc"
 )
 
@@ -43,9 +42,6 @@ type detection struct {
 	// threat list?" (nil when no list is configured).
 	lists *threatlist.Set
 	log   *slog.Logger
-	// kernelStarted is closed once the eBPF collectors are attached (or
-	// known to be off), so tests can cause events only after that.
-	kernelStarted chan struct{}
 }
 
 // run runs the detection stage until ctx ends.
@@ -78,9 +74,6 @@ func (d *detection) run(ctx context.Context) error {
 			}
 		})
 	}
-	if d.kernelStarted != nil {
-		close(d.kernelStarted)
-	}
 
 	// Log collectors.
 	logs := make(chan event.Event, logLane)
@@ -98,9 +91,17 @@ func (d *detection) run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		select {
-		case ev := <-netc:
+		case ev, ok := <-netc:
+			if !ok { // the collectors stopped: a nil channel blocks for ever
+				netc = nil
+				continue
+			}
 			d.handle(eng, ev)
-		case ev := <-procc:
+		case ev, ok := <-procc:
+			if !ok {
+				procc = nil
+				continue
+			}
 			d.handle(eng, ev)
 		case ev := <-logs:
 			d.handle(eng, ev)
@@ -164,10 +165,7 @@ func (d *detection) logConfig() logsrc.Config {
 	}
 	lc.StateDir = d.cfg.DataDir
 	lc.Logger = d.log.With("part", "logs")
-	if d.cfg.Logs.FromStart {
-		lc.FromStart = true
-	}
-	lc.Parse = logparse.Options{}
+	lc.FromStart = d.cfg.Logs.FromStart
 	return lc
 }
 
