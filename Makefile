@@ -79,9 +79,10 @@ drill: build
 
 ## bench-e2e: the drill against a real sensor and the map in headless
 ## chromium; prints the latency from the line or kernel event that completed
-## a detection to the browser's EventSource message (root, chromium, sshd)
+## a detection to the browser's EventSource message, on a map that already
+## shows one incident, and the browser's long tasks (root, chromium, sshd)
 bench-e2e: static
-	$(GO) test -count=1 -v -run TestDrillLightsUpTheMap ./e2e/ | grep -E 'latency|PASS|FAIL|ok'
+	$(GO) test -count=1 -v -run TestDrillLightsUpTheMap ./e2e/ | grep -E 'latency|long tasks|PASS|FAIL|ok'
 
 ## generate: rebuild the eBPF objects and their Go bindings (bpf/, needs
 ## clang, llvm-strip and libbpf-dev); the outputs are committed
