@@ -327,7 +327,7 @@ func TestReloadsWhenTheFileIsReplaced(t *testing.T) {
 // incident.
 func FuzzDatabase(f *testing.F) {
 	// Seeds: small databases of each schema in testdata/fuzz/FuzzDatabase
-	// (see TestWriteFuzzSeeds); the MaxMind test files are too big to
+	// (see TestFuzzSeedsAreDatabasesOfEachSchema); the MaxMind test files are too big to
 	// mutate quickly.
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := maxminddb.OpenBytes(data)
