@@ -37,7 +37,7 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) incident.Ack {
 	for i := range preps {
 		p := &preps[i]
 		ack.Accepted++
-		if old := s.byID[p.in.ID]; old != nil && !p.in.Supersedes(&old.key) {
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !p.in.Supersedes(&old.key) {
 			dups++
 			continue
 		}

@@ -786,3 +786,38 @@ func TestRateLimitSlowsSensorDown(t *testing.T) {
 		t.Fatalf("after refill: wait %v", d)
 	}
 }
+
+func TestOneHostCannotDropOrReplaceAnothersIncidents(t *testing.T) {
+	tr := startRelay(t, Config{})
+	web1, web2, evil := Host{Name: "web-1"}, Host{Name: "web-2"}, Host{Name: "evil"}
+	if ack := tr.Publish(web1, []json.RawMessage{inc("same", map[string]any{"count": 10})}); ack.Accepted != 1 {
+		t.Fatalf("web-1: %+v", ack)
+	}
+	// The same scanner hits web-2 in the same minute: same id, its own
+	// incident, not a duplicate of web-1's.
+	if ack := tr.Publish(web2, []json.RawMessage{inc("same", map[string]any{"count": 5})}); ack.Accepted != 1 {
+		t.Fatalf("web-2: %+v", ack)
+	}
+	// A third sensor reusing the id with a higher count must not replace
+	// web-1's copy.
+	tr.Publish(evil, []json.RawMessage{inc("same", map[string]any{"count": 999999})})
+	var feed []incident.Incident
+	getJSON(t, tr.url+"/api/live-feed", &feed)
+	counts := map[string]int{}
+	for _, in := range feed {
+		counts[in.Host] = in.Count
+	}
+	if len(feed) != 3 || counts["web-1"] != 10 || counts["web-2"] != 5 || counts["evil"] != 999999 {
+		t.Fatalf("feed by host: %v (%d items)", counts, len(feed))
+	}
+	// Updates still match within a host.
+	tr.Publish(web1, []json.RawMessage{inc("same", map[string]any{"count": 11})})
+	getJSON(t, tr.url+"/api/live-feed", &feed)
+	counts = map[string]int{}
+	for _, in := range feed {
+		counts[in.Host] = in.Count
+	}
+	if len(feed) != 3 || counts["web-1"] != 11 {
+		t.Fatalf("after web-1's update: %v (%d items)", counts, len(feed))
+	}
+}

@@ -43,7 +43,7 @@ func newEntry(seq uint64, p *prepared) *entry {
 	f = append(f, p.json...)
 	f = append(f, "\n\n"...)
 	e := &entry{seq: seq, frame: f, json: f[start : start+len(p.json)]}
-	e.key = incident.Incident{ID: p.in.ID, Severity: p.in.Severity, LastSeen: p.in.LastSeen, Count: p.in.Count}
+	e.key = incident.Incident{ID: p.in.ID, Host: p.in.Host, Severity: p.in.Severity, LastSeen: p.in.LastSeen, Count: p.in.Count}
 	if p.in.HasLocation() {
 		e.lat, e.lon, e.hasLoc = *p.in.Lat, *p.in.Lon, true
 	}
@@ -54,10 +54,10 @@ func newEntry(seq uint64, p *prepared) *entry {
 // the sequence counter and the history files.
 type store struct {
 	mu   sync.Mutex
-	ring []*entry // circular, len == ring size
-	pos  int      // next slot to write
-	n    int      // entries in use
-	byID map[string]*entry
+	ring []*entry          // circular, len == ring size
+	pos  int               // next slot to write
+	n    int               // entries in use
+	byID map[string]*entry // by dedupKey
 	seq  uint64
 
 	dir  string
@@ -77,20 +77,27 @@ type historyRecord struct {
 	Incident json.RawMessage `json:"incident"`
 }
 
+// dedupKey is what de-duplication and updates match on: the id within
+// the host that sent it (stamped from its token). Ids are chosen by
+// sensors, so two hosts may raise the same id (one scanner, two servers,
+// one minute), and a sensor must not be able to drop or replace another
+// host's incidents by reusing their ids.
+func dedupKey(in *incident.Incident) string { return in.Host + "\x00" + in.ID }
+
 // insert adds e as the newest entry, marking an older copy with the same id
 // superseded and forgetting the evicted entry's id.
 func (s *store) insert(e *entry) (isNew bool) {
-	if old := s.ring[s.pos]; old != nil && s.byID[old.key.ID] == old {
-		delete(s.byID, old.key.ID)
+	if old := s.ring[s.pos]; old != nil && s.byID[dedupKey(&old.key)] == old {
+		delete(s.byID, dedupKey(&old.key))
 	}
 	s.ring[s.pos] = e
 	s.pos = (s.pos + 1) % len(s.ring)
 	s.n = min(s.n+1, len(s.ring))
-	prev := s.byID[e.key.ID]
+	prev := s.byID[dedupKey(&e.key)]
 	if prev != nil {
 		prev.superseded = true
 	}
-	s.byID[e.key.ID] = e
+	s.byID[dedupKey(&e.key)] = e
 	s.seq = e.seq
 	return prev == nil
 }
@@ -275,7 +282,7 @@ func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64)
 			continue
 		}
 		*last = rec.Seq
-		if old := s.byID[p.in.ID]; old != nil && !p.in.Supersedes(&old.key) {
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !p.in.Supersedes(&old.key) {
 			continue
 		}
 		e := newEntry(rec.Seq, &p)
