@@ -28,9 +28,9 @@ func DecodeBatch(data []byte) (incident.Batch, error) {
 	if len(data) > incident.MaxMessageBytes {
 		return b, fmt.Errorf("%w: %d bytes, over the %d byte limit", ErrBatchTooBig, len(data), incident.MaxMessageBytes)
 	}
-	if !utf8.Valid(data) {
-		return b, errors.New("message: not valid UTF-8")
-	}
+	// Invalid UTF-8 inside an incident is that incident's problem: it is
+	// rejected by index in prepare, so one bad incident cannot block a
+	// sensor's queue. The envelope itself is checked by its fields.
 	if err := json.Unmarshal(data, &b); err != nil {
 		return incident.Batch{}, fmt.Errorf("message: %s", oneLine(err.Error()))
 	}
@@ -62,6 +62,9 @@ type prepared struct {
 // LF that could inject SSE fields. host is nil when re-reading the history
 // (already stamped).
 func (r *Relay) prepare(raw []byte, host *Host, fromHistory bool) (prepared, error) {
+	if !utf8.Valid(raw) {
+		return prepared{}, errors.New("incident: not valid UTF-8")
+	}
 	in, err := incident.Decode(raw)
 	if err != nil {
 		return prepared{}, err

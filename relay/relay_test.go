@@ -565,7 +565,6 @@ func TestGarbageNeverCrashesNorReachesSubscribers(t *testing.T) {
 	}{
 		{"binary", websocket.MessageBinary, `{"type":"incidents"}`, websocket.StatusUnsupportedData},
 		{"not json", websocket.MessageText, "\x00\x01garbage", websocket.StatusInvalidFramePayloadData},
-		{"invalid utf-8", websocket.MessageText, "{\"type\":\"incidents\",\"batch\":1,\"incidents\":[{\"id\":\"\xff\xfe\"}]}", websocket.StatusInvalidFramePayloadData},
 		{"deep json", websocket.MessageText, deep, websocket.StatusInvalidFramePayloadData},
 		{"huge batch number", websocket.MessageText, `{"type":"incidents","batch":1e999,"incidents":[]}`, websocket.StatusInvalidFramePayloadData},
 		{"wrong type", websocket.MessageText, `{"type":"ack","batch":1}`, websocket.StatusInvalidFramePayloadData},
@@ -580,9 +579,20 @@ func TestGarbageNeverCrashesNorReachesSubscribers(t *testing.T) {
 			}
 		})
 	}
-	// Per-incident garbage inside a well-formed batch.
+	// Invalid UTF-8 inside one incident rejects that incident by index; the
+	// rest of the batch goes on (one bad line must not block a sensor).
 	s := dialSensor(t, tr.url, tr.tok)
-	ack := s.send(
+	good := string(inc("utf8-neighbour", nil))
+	ack, err := s.sendRaw(websocket.MessageText, []byte("{\"type\":\"incidents\",\"batch\":7,\"incidents\":[{\"id\":\"\xff\xfe\"},"+good+"]}"))
+	if err != nil || ack.Accepted != 1 || len(ack.Rejected) != 1 || ack.Rejected[0].Index != 0 ||
+		!strings.Contains(ack.Rejected[0].Error, "UTF-8") {
+		t.Fatalf("invalid UTF-8 in one incident: ack %+v, err %v", ack, err)
+	}
+	if _, in := st.nextIncident(wait); in.ID != "utf8-neighbour" {
+		t.Fatalf("got %s", in.ID)
+	}
+	// Per-incident garbage inside a well-formed batch.
+	ack = s.send(
 		json.RawMessage(`{"id":"x","severity":"high","ip":"1.2.3.4","ts":"2026-03-22T14:32:01Z","source":"a","lat":1e308,"lon":1e308}`),
 		json.RawMessage(`{"id":"y\u0000","source":"a","severity":"high","ip":"1.2.3.4","ts":"2026-03-22T14:32:01Z"}`),
 		json.RawMessage(`{"id":"z","source":"a","severity":"high","ip":"1.2.3.4","ts":"2026-03-22T14:32:01Z","count":99999999999999999999999}`),

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/journal"
@@ -95,10 +96,14 @@ type Forwarder struct {
 }
 
 // CheckLine is the journal.ReaderOptions.Check for incidents journals: a
-// line that does not decode as an incident is malformed and skipped.
-// Incidents that decode but do not validate are sent anyway so that the
-// relay's reason is logged.
+// line that is not valid UTF-8 or does not decode as an incident is
+// malformed and skipped (a relay would refuse it, and it must not hold up
+// the lines after it). Incidents that decode but do not validate are sent
+// anyway so that the relay's reason is logged.
 func CheckLine(line []byte) error {
+	if !utf8.Valid(line) {
+		return errors.New("incident: not valid UTF-8")
+	}
 	_, err := incident.Decode(line)
 	return err
 }

@@ -436,3 +436,14 @@ func TestARelayThatNeverAnswersIsRetriedWithoutCommit(t *testing.T) {
 		t.Fatal("cursor advanced without an ack")
 	}
 }
+
+func TestCheckLineSkipsInvalidUTF8(t *testing.T) {
+	good := []byte(`{"id":"a","source":"web_scan","severity":"low","ip":"203.0.113.9","ts":"2026-03-22T14:32:01Z"}`)
+	if err := CheckLine(good); err != nil {
+		t.Fatalf("good line: %v", err)
+	}
+	bad := []byte("{\"id\":\"a\xff\",\"source\":\"web_scan\",\"severity\":\"low\",\"ip\":\"203.0.113.9\",\"ts\":\"2026-03-22T14:32:01Z\"}")
+	if err := CheckLine(bad); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("invalid UTF-8 line: %v, want an error so the reader skips it", err)
+	}
+}
