@@ -111,9 +111,11 @@ func envOr(env func(string) string, key, def string) string {
 
 func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// A bad flag is one line on stderr (exitCode prints it); only -h
+	// prints the usage.
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: attackmap-relay serve --listen ADDR --data DIR --token-file FILE [options]
+		fmt.Fprint(fs.Output(), `Usage: attackmap-relay serve --listen ADDR --data DIR --token-file FILE [options]
 
 Runs the relay: sensors push incidents to /api/ingest (WebSocket, bearer
 token), browsers read /api/live-feed, /api/live-feed/stream (SSE),
@@ -141,6 +143,8 @@ Options (environment defaults in brackets):
 	logLevel := fs.String("log-level", envOr(env, "ATTACKMAP_LOG_LEVEL", "info"), "debug, info, warn or error [ATTACKMAP_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return err
 		}
 		return usageError{err}
@@ -186,7 +190,9 @@ Options (environment defaults in brackets):
 		IngestBurst:           *burst,
 	})
 	if err != nil {
-		return err
+		// An unreadable or malformed token file, an unusable data
+		// directory: configuration the operator must fix, status 2.
+		return usageError{err}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -207,9 +213,9 @@ Options (environment defaults in brackets):
 
 func tokenAdd(args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // see serve
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: attackmap-relay token add --token-file FILE NAME [--lat L --lon L]
+		fmt.Fprint(fs.Output(), `Usage: attackmap-relay token add --token-file FILE NAME [--lat L --lon L]
 
 Creates a token for the sensor host NAME, appends "NAME SHA256-HEX [LAT LON]"
 to FILE (created with mode 0600) and prints the token once on stdout. The
@@ -228,6 +234,8 @@ Options:
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stderr)
+				fs.Usage()
 				return err
 			}
 			return usageError{err}
@@ -266,7 +274,7 @@ Options:
 	}
 	tok, err := token.Add(*file, names[0], target)
 	if err != nil {
-		return err
+		return usageError{err} // an unreadable or malformed token file: status 2
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil

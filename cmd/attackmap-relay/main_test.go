@@ -89,8 +89,11 @@ func TestTokenAdd(t *testing.T) {
 			}
 		})
 	}
-	if _, _, code := runCmd("serve", "--nope"); code != 2 {
-		t.Fatalf("bad flag: exit %d, want 2", code)
+	if _, errOut, code := runCmd("serve", "--nope"); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("bad flag: exit %d, stderr %q; want 2 and one line", code, errOut)
+	}
+	if _, errOut, code := runCmd("serve", "--token-file", filepath.Join(t.TempDir(), "missing"), "--listen", "127.0.0.1:0"); code != 2 {
+		t.Fatalf("missing token file: exit %d, stderr %q; want 2", code, errOut)
 	}
 }
 
