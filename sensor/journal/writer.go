@@ -163,10 +163,17 @@ func (w *Writer) Append(line []byte) error {
 	}
 	w.buf = append(append(w.buf[:0], line...), '\n')
 	n, err := w.f.Write(w.buf)
-	w.size += int64(n)
 	if err != nil {
+		// A short write (a full disk) leaves a fragment; the next line
+		// would be glued to it and both skipped by readers. Cut it off.
+		if n > 0 {
+			if st, serr := w.f.Stat(); serr == nil {
+				_ = w.f.Truncate(st.Size() - int64(n))
+			}
+		}
 		return fmt.Errorf("journal: appending to %s: %w", w.f.Name(), err)
 	}
+	w.size += int64(n)
 	w.afterWriteLocked()
 	return nil
 }
