@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -197,7 +198,11 @@ func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	es, seq := r.recent(limit, true)
-	var b bytes.Buffer
+	apiHeaders(w, "application/geo+json", seq)
+	// Written through a small buffer straight to the client rather than
+	// built whole: up to the ring size of 16 KiB incidents would be
+	// 160 MiB per request, and anyone may ask.
+	b := bufio.NewWriterSize(w, 32<<10)
 	b.WriteString(`{"type":"FeatureCollection","features":[`)
 	for i, e := range es {
 		if i > 0 {
@@ -214,8 +219,7 @@ func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
 		b.WriteByte('}')
 	}
 	b.WriteString("]}\n")
-	apiHeaders(w, "application/geo+json", seq)
-	_, _ = w.Write(b.Bytes())
+	_ = b.Flush()
 }
 
 // serveStats answers /api/stats.
