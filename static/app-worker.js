@@ -1,4 +1,4 @@
-const cacheName = "app-" + "1571e1f9cccab89b";
+const cacheName = "app-" + "4345ac5f73e81ce9";
 const resourcesToCache = ["/web/world.svg","/web/icon.svg","/web/icon-512.png","/web/icon-192.png","/web/attackmap.css","/web/app.wasm","/wasm_exec.js","/manifest.webmanifest","/live","/app.js","/app.css","/"];
 
 self.addEventListener("install", (event) => {

@@ -11,6 +11,7 @@ package live
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/attackmap/attackmap/app/geo"
@@ -276,6 +277,12 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	if !plausible(&in) {
 		m.Rejected++
 		return Invalid
+	}
+	// Ids are chosen by sensors: two hosts hit by one scanner in the same
+	// minute raise the same id. The relay keeps them apart by host, and so
+	// does the map: from here on an incident is known by host and id.
+	if in.Host != "" && !strings.HasPrefix(in.ID, in.Host+"/") {
+		in.ID = in.Host + "/" + in.ID
 	}
 	t := eventTime(&in)
 	if opt.Live {

@@ -344,3 +344,28 @@ func TestBurstsPulseOnlyUpToTheCap(t *testing.T) {
 		t.Fatal("the cap did not free up after the pulse duration")
 	}
 }
+
+func TestSameIDFromTwoHostsIsTwoIncidents(t *testing.T) {
+	m := New(Config{})
+	a := inc("ssh_bruteforce:203.0.113.7:2026-03-22T14:32Z", incident.High, 10, 10, t0)
+	a.Host = "web-1"
+	b := a
+	b.Host = "web-2"
+	if got := m.Apply(a, t0, live); got != Added {
+		t.Fatalf("web-1: %v", got)
+	}
+	if got := m.Apply(b, t0, live); got != Added {
+		t.Fatalf("web-2's incident with the same id: %v, want Added", got)
+	}
+	if got := m.Apply(a, t0, live); got != Duplicate {
+		t.Fatalf("web-1 again: %v, want Duplicate", got)
+	}
+	if got := m.Sidebar(); len(got) != 2 {
+		t.Fatalf("sidebar has %d rows, want 2", len(got))
+	}
+	// Saved and re-applied (the offline shell): the id is not qualified twice.
+	saved := m.Sidebar()[0]
+	if got := m.Apply(saved, t0, live); got != Duplicate {
+		t.Fatalf("re-applying a listed incident: %v, want Duplicate", got)
+	}
+}
