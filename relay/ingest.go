@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -65,10 +66,11 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 	acks := make(chan incident.Ack, ackWindow)
 	ackDone := make(chan struct{})
 	go r.writeAcks(ctx, c, acks, ackDone)
-	defer func() {
+	drainAcks := sync.OnceFunc(func() {
 		close(acks)
 		<-ackDone
-	}()
+	})
+	defer drainAcks()
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
@@ -99,7 +101,14 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 			_ = c.CloseNow()
 			return
 		}
-		ack := r.publish(host, b.Incidents)
+		ack, err := r.publish(host, b.Incidents)
+		if err != nil {
+			// Not stored: no ack. The sensor resends the batch after it
+			// reconnects; the acks already queued still go out first.
+			drainAcks()
+			_ = c.Close(websocket.StatusInternalError, closeReason("relay could not store the batch; send it again"))
+			return
+		}
 		ack.Batch = b.Batch
 		select {
 		case acks <- ack:

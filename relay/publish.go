@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/relay/hub"
@@ -13,7 +14,12 @@ import (
 // updates get the next sequence number, enter the ring, the history and the
 // stats, and are handed to the hub in one go. The caller calls syncHistory
 // before acknowledging, so broadcasting never waits for the disk.
-func (r *Relay) publish(host Host, raws []json.RawMessage) incident.Ack {
+//
+// A non-nil error means the batch's history lines could not be written:
+// the incidents were broadcast but are not safe across a restart, so the
+// caller must not acknowledge the batch. The sensor then resends it, and
+// the resent copies are written instead of being dropped as repeats.
+func (r *Relay) publish(host Host, raws []json.RawMessage) (incident.Ack, error) {
 	ack := incident.Ack{Type: incident.TypeAck, Rejected: []incident.Rejection{}}
 	preps := make([]prepared, 0, len(raws))
 	for i, raw := range raws {
@@ -26,19 +32,26 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) incident.Ack {
 	}
 	r.m.rejected.Add(float64(len(ack.Rejected)))
 	if len(preps) == 0 {
-		return ack
+		return ack, nil
 	}
 	now := r.now()
 	s := r.store
 	frames := make([]*hub.Frame, 0, len(preps))
 	lines := make([][]byte, 0, len(preps))
 	dups := 0
+	var written []*entry // entries whose history lines this batch writes
 	s.mu.Lock()
 	for i := range preps {
 		p := &preps[i]
 		ack.Accepted++
 		if old := s.byID[dedupKey(&p.in)]; old != nil && !p.in.Supersedes(&old.key) {
 			dups++
+			if old.unsaved { // a resend of a batch that was not stored
+				if l, err := historyLine(old.seq, now, old.json); err == nil {
+					lines = append(lines, l)
+					written = append(written, old)
+				}
+			}
 			continue
 		}
 		e := newEntry(s.seq+1, p)
@@ -48,20 +61,25 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) incident.Ack {
 		frames = append(frames, &hub.Frame{Seq: e.seq, Data: e.frame})
 		if l, err := historyLine(e.seq, now, e.json); err == nil {
 			lines = append(lines, l)
+			written = append(written, e)
 		}
 	}
 	herr := s.appendHistory(lines)
+	for _, e := range written {
+		e.unsaved = herr != nil
+	}
 	// The hub was closed only at shutdown; the incidents are in the
 	// history and will be served after the restart.
 	_ = r.hub.Publish(frames...)
 	s.mu.Unlock()
-	if herr != nil {
-		r.m.histErrors.Add(float64(len(lines)))
-		r.log.Warn("history write failed; incidents broadcast but not kept", "err", herr)
-	}
 	r.m.in.Add(float64(len(frames)))
 	r.m.duplicates.Add(float64(dups))
-	return ack
+	if herr != nil {
+		r.m.histErrors.Add(float64(len(lines)))
+		r.log.Warn("history write failed; batch broadcast but not acknowledged", "err", herr)
+		return ack, fmt.Errorf("relay: storing the batch: %w", herr)
+	}
+	return ack, nil
 }
 
 // syncHistory fsyncs the history. A failure is counted and logged: the

@@ -341,8 +341,19 @@ func (r *Relay) Close() error {
 // host and target from host, mask, de-duplicate, persist, broadcast), with
 // no rate limit. The ack's Batch is 0. When it returns, accepted incidents
 // are in the history (written and fsynced) and queued for every subscriber.
+// A failure to store them is logged and counted but not returned: use
+// PublishDurable where the caller can resend.
 func (r *Relay) Publish(host Host, incidents []json.RawMessage) incident.Ack {
-	ack := r.publish(host, incidents)
-	r.syncHistory()
+	ack, _ := r.PublishDurable(host, incidents)
 	return ack
+}
+
+// PublishDurable is Publish for a caller that keeps its own queue (the
+// sensor's cursor): a non-nil error means the batch could not be stored,
+// must not count as acknowledged, and should be sent again later; the
+// resent incidents are then stored, not dropped as repeats.
+func (r *Relay) PublishDurable(host Host, incidents []json.RawMessage) (incident.Ack, error) {
+	ack, err := r.publish(host, incidents)
+	r.syncHistory()
+	return ack, err
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 const wait = 10 * time.Second
@@ -830,4 +833,58 @@ func TestOneHostCannotDropOrReplaceAnothersIncidents(t *testing.T) {
 	if len(feed) != 3 || counts["web-1"] != 11 {
 		t.Fatalf("after web-1's update: %v (%d items)", counts, len(feed))
 	}
+}
+
+// TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend breaks the history
+// writer (closed, so appends fail): the batch is broadcast but not acked
+// (1011), and once the history works again the sensor's resend is written
+// to it and acked rather than dropped as a repeat.
+func TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend(t *testing.T) {
+	tr := startRelay(t, Config{})
+	st := openStream(t, tr.url, streamOpts{})
+	waitFor(t, "subscriber", func() bool { return tr.hub.Len() == 1 })
+	s := tr.store
+	s.mu.Lock()
+	s.hist.Close()
+	s.mu.Unlock()
+
+	c := dialSensor(t, tr.url, tr.tok)
+	msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: 1,
+		Incidents: []json.RawMessage{inc("unstored", nil)}})
+	_, err := c.sendRaw(websocket.MessageText, msg)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusInternalError {
+		t.Fatalf("got %v, want close 1011 and no ack", err)
+	}
+	if _, in := st.nextIncident(wait); in.ID != "unstored" {
+		t.Fatalf("broadcast %s", in.ID)
+	}
+	if _, err := tr.PublishDurable(Host{Name: "local"}, []json.RawMessage{inc("unstored-2", nil)}); err == nil {
+		t.Fatal("PublishDurable: no error with a broken history")
+	}
+	if _, in := st.nextIncident(wait); in.ID != "unstored-2" {
+		t.Fatalf("broadcast %s", in.ID)
+	}
+
+	// The disk is back.
+	fixed, err := journal.Open(tr.dir, journal.Options{Prefix: historyPrefix, SyncInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.hist = fixed
+	s.mu.Unlock()
+	ack := dialSensor(t, tr.url, tr.tok).send(inc("unstored", nil))
+	if ack.Accepted != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("resend: ack %+v", ack)
+	}
+	names, err := journal.List(tr.dir, historyPrefix)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("history files: %v %v", names, err)
+	}
+	b, err := os.ReadFile(filepath.Join(tr.dir, names[len(names)-1]))
+	if err != nil || !strings.Contains(string(b), `"id":"unstored"`) {
+		t.Fatalf("the resent incident is not in the history: %v\n%s", err, b)
+	}
+	st.expectQuiet(100 * time.Millisecond) // stored, not broadcast twice
 }

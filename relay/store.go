@@ -31,6 +31,10 @@ type entry struct {
 	hasLoc     bool
 	key        incident.Incident // ID, Severity, LastSeen, Count: for Supersedes
 	superseded bool              // a newer copy with the same id is in the ring
+	// unsaved: broadcast, but its history line could not be written, so
+	// it was not acknowledged; a resend writes it rather than being
+	// dropped as a repeat.
+	unsaved bool
 }
 
 func newEntry(seq uint64, p *prepared) *entry {

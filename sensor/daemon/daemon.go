@@ -171,8 +171,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		fmt.Fprintf(stdout, "attackmap-sensor: map at http://%s/live\n", displayAddr(ln.Addr()))
 		g.Go("relay", func() error { return r.Serve(ctx, ln) })
 		host := relay.Host{Name: cfg.Host, Target: target}
+		// PublishDurable: a batch the relay could not store is not
+		// acknowledged, so the forwarder keeps it and sends it again.
 		sink := push.SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
-			return r.Publish(host, batch), nil
+			return r.PublishDurable(host, batch)
 		})
 		if err := startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink, incidents, enricher, log); err != nil {
 			return err
