@@ -187,11 +187,11 @@ func mkIncident(i int) []byte {
 	return b
 }
 
-const mmTestdata = "../../../shared/testdata/maxmind/"
+const mmTestdata = "../../testdata/maxmind/"
 
 func TestServeEnrichesAndDeliversToTheEmbeddedRelay(t *testing.T) {
 	if _, err := os.Stat(mmTestdata); err != nil {
-		t.Skip("MaxMind test databases not found (shared/testdata/maxmind)")
+		t.Fatal("MaxMind test databases missing from testdata/maxmind")
 	}
 	dir := t.TempDir()
 	abs, _ := filepath.Abs(mmTestdata)

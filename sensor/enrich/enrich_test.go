@@ -72,9 +72,9 @@ func setup(t *testing.T, delay time.Duration) (*Enricher, *services) {
 	srv := httptest.NewServer(svc)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(svc.stop) }) // runs first: releases hanging handlers
-	mm := "../../../shared/testdata/maxmind/"
+	mm := "../../testdata/maxmind/"
 	if _, err := os.Stat(mm); err != nil {
-		t.Skip("MaxMind test databases not found (shared/testdata/maxmind)")
+		t.Fatal("MaxMind test databases missing from testdata/maxmind")
 	}
 	geo, err := geoip.Open([]string{mm + "GeoLite2-City-Test.mmdb", mm + "GeoLite2-ASN-Test.mmdb"}, geoip.Options{})
 	if err != nil {

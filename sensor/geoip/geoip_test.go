@@ -17,13 +17,13 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 )
 
-const testdata = "../../../shared/testdata/maxmind/"
+const testdata = "../../testdata/maxmind/"
 
 func maxmindPath(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(testdata, name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("MaxMind test databases not found (shared/testdata/maxmind): %v", err)
+		t.Fatalf("MaxMind test databases missing from testdata/maxmind: %v", err)
 	}
 	return p
 }
