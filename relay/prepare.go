@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // DecodeBatch parses one ingest message. It refuses, with a one-line error,
@@ -167,34 +168,8 @@ func loadMaskKey(dir string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	if err := writeFileAtomic(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+	if err := journal.WriteFileAtomic(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("relay: writing mask key: %w", err)
 	}
 	return key, nil
-}
-
-// writeFileAtomic writes data to a temporary file, fsyncs it and renames it
-// over path, so a crash leaves either the old or the new content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -369,7 +369,7 @@ func (s *store) saveSeq() error {
 	s.mu.Lock()
 	seq := s.seq
 	s.mu.Unlock()
-	if err := writeFileAtomic(filepath.Join(s.dir, seqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o640); err != nil {
+	if err := journal.WriteFileAtomic(filepath.Join(s.dir, seqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o640); err != nil {
 		return fmt.Errorf("relay: saving sequence state: %w", err)
 	}
 	return nil

@@ -90,30 +90,5 @@ func SaveCursor(path string, p Position) error {
 	if err != nil {
 		return fmt.Errorf("journal: encoding cursor: %w", err)
 	}
-	b = append(b, '\n')
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("journal: writing cursor: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: writing cursor: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: fsync cursor: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("journal: closing cursor: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("journal: renaming cursor: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		// The rename is durable only once the directory entry is on disk.
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return WriteFileAtomic(path, append(b, '\n'), 0o640)
 }

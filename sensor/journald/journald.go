@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/sensor/event"
+	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
 
@@ -319,20 +320,8 @@ func (f *Follower) saveCursor(c string) {
 	if f.StateFile == "" {
 		return
 	}
-	dir := filepath.Dir(f.StateFile)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(f.StateFile), 0o750); err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(dir, ".cursor-*.tmp")
-	if err != nil {
-		return
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(c + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		_ = os.Rename(tmp.Name(), f.StateFile)
-	}
+	_ = journal.WriteFileAtomic(f.StateFile, []byte(c+"\n"), 0o640)
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // Config configures a Tailer. Only Path is required.
@@ -399,27 +401,10 @@ func (t *Tailer) loadState() (state, bool) {
 // leaves either the old or the new offset, never a torn file.
 func writeState(path string, st state) error {
 	b, _ := json.Marshal(st)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tail-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return journal.WriteFileAtomic(path, append(b, '\n'), 0o640)
 }
 
 func (t *Tailer) closeAll() {
