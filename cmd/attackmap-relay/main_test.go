@@ -156,7 +156,10 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			_, _ = io.WriteString(conn, "GET /api/live-feed/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+			// lastEventId=0: the stream starts with everything after
+			// sequence 0, so the incident reaches it whether the relay
+			// registers the stream before or after the ingest below.
+			_, _ = io.WriteString(conn, "GET /api/live-feed/stream?lastEventId=0 HTTP/1.1\r\nHost: x\r\n\r\n")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/api/ingest", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
