@@ -8,6 +8,27 @@ import (
 	"github.com/attackmap/attackmap/sensor/event"
 )
 
+// C2Connect raises a critical incident when a process connects to an
+// address on a loaded threat list (through the ThreatLists option).
+type C2Connect struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default critical
+}
+
+// defaultC2Connect returns the defaults of c2_connect.
+func defaultC2Connect() C2Connect { return C2Connect{Severity: incident.Critical} }
+
+// c2ConnectDetector is the table row of c2_connect (detectors.go).
+func c2ConnectDetector() registration {
+	return registration{
+		name:     "c2_connect",
+		kinds:    []string{event.KindConnect},
+		section:  func(c *Config) *Switch { return &c.C2Connect.Switch },
+		severity: func(c *Config) incident.Severity { return c.C2Connect.Severity },
+		build:    func(e *Engine) detector { return newC2Connect(e) },
+	}
+}
+
 // c2Connect raises "c2_connect" (critical) when a local process connects
 // to an address on a loaded threat list. The incident's ip is the listed
 // remote address; evidence names the process, destination and lists.

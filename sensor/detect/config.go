@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/attackmap/attackmap/incident"
 )
 
 // Config holds every threshold, window and cooldown. Thresholds are data:
@@ -61,178 +59,20 @@ type Bucket struct {
 // threshold is the count that fires the bucket.
 func (b Bucket) threshold() int { return b.Capacity + 1 }
 
-// SSHBruteforce counts failed SSH authentication attempts per source.
-type SSHBruteforce struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default high
-	// Fast: capacity 5 leaking one per 10 s (fires on the 6th quick failure).
-	Fast Bucket `json:"fast"`
-	// Slow: capacity 10 leaking one per 60 s, for patient guessers.
-	Slow Bucket `json:"slow"`
-}
-
-// CredentialStuffing counts many usernames or many failed web logins from
-// one source.
-type CredentialStuffing struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default high
-	// SSHUsers: distinct usernames over SSH; capacity 4 leaking one per
-	// 30 s fires on the 5th distinct username.
-	SSHUsers Bucket `json:"ssh_users"`
-	// HTTPFailures: POSTs to login endpoints answered 401 or 403;
-	// capacity 5 leaking one per 10 s.
-	HTTPFailures Bucket `json:"http_failures"`
-	// LoginPaths are case-insensitive substrings of a path that make it a
-	// login endpoint.
-	LoginPaths []string `json:"login_paths"`
-	// WordPress: POSTs to WPPaths whatever the answer (WordPress answers
-	// failed logins with 200); capacity 9 leaking one per 10 s.
-	WordPress Bucket   `json:"wordpress"`
-	WPPaths   []string `json:"wp_paths"`
-}
-
-// PortScan counts distinct destination ports per source from eBPF probe and
-// accept events and firewall drops.
-type PortScan struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default low
-	// Ports: capacity 14 leaking one per 5 s: the 15th distinct port fires.
-	// Many hits on one port are one value, never a scan.
-	Ports Bucket `json:"ports"`
-}
-
-// WebScan looks for scanners in access logs.
-type WebScan struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default medium
-	// Errors: non-static requests answered with one of ErrorStatuses, by
-	// distinct path; capacity 9 leaking one per 10 s (the 10th fires).
-	Errors        Bucket `json:"errors"`
-	ErrorStatuses []int  `json:"error_statuses"`
-	// Sensitive, Admin and Traversal are case-insensitive path substrings;
-	// ScannerAgents are case-insensitive user-agent substrings. One such
-	// request raises the incident at once. Admin paths count only when
-	// answered 4xx (a site's real admin page answers 200 or a redirect).
-	Sensitive     []string `json:"sensitive"`
-	Admin         []string `json:"admin"`
-	Traversal     []string `json:"traversal"`
-	ScannerAgents []string `json:"scanner_agents"`
-}
-
-// ExploitAttempt raises a high-severity incident for a single unmistakable
-// exploit probe.
-type ExploitAttempt struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default high
-	// Signatures are case-insensitive substrings of the path plus query
-	// (or of the user agent, for UserAgent signatures).
-	Signatures []Signature `json:"signatures"`
-}
-
-// Signature names one exploit probe.
-type Signature struct {
-	Name string `json:"name"`
-	// Match is a case-insensitive substring of "path?query".
-	Match string `json:"match,omitempty"`
-	// UserAgent is a case-insensitive substring of the user agent.
-	UserAgent string `json:"user_agent,omitempty"`
-}
-
-// C2Connect raises a critical incident when a process connects to an
-// address on a loaded threat list (through the ThreatLists option).
-type C2Connect struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default critical
-}
-
-// SuspiciousExec raises a high-severity incident when a web server or
-// database process starts a shell.
-type SuspiciousExec struct {
-	Disabled bool              `json:"disabled"`
-	Severity incident.Severity `json:"severity"` // default high
-	// Shells are process names (comm) of shells.
-	Shells []string `json:"shells"`
-	// Parents are name prefixes of web server and database processes.
-	Parents []string `json:"parents"`
-}
-
-// DefaultConfig returns the defaults of every detector.
+// DefaultConfig returns the defaults of every detector (each detector's
+// file holds its own).
 func DefaultConfig() Config {
 	return Config{
-		MaxKeys:        100_000,
-		Cooldown:       Duration(10 * time.Minute),
-		UpdateInterval: Duration(10 * time.Second),
-		SSHBruteforce: SSHBruteforce{
-			Severity: incident.High,
-			Fast:     Bucket{Capacity: 5, Leak: Duration(10 * time.Second)},
-			Slow:     Bucket{Capacity: 10, Leak: Duration(60 * time.Second)},
-		},
-		CredentialStuffing: CredentialStuffing{
-			Severity:     incident.High,
-			SSHUsers:     Bucket{Capacity: 4, Leak: Duration(30 * time.Second)},
-			HTTPFailures: Bucket{Capacity: 5, Leak: Duration(10 * time.Second)},
-			LoginPaths: []string{"login", "logon", "signin", "sign-in", "sign_in", "/auth",
-				"/session", "j_security_check", "wp-login.php", "xmlrpc.php"},
-			WordPress: Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
-			WPPaths:   []string{"/wp-login.php", "/xmlrpc.php"},
-		},
-		PortScan: PortScan{
-			Severity: incident.Low,
-			Ports:    Bucket{Capacity: 14, Leak: Duration(5 * time.Second)},
-		},
-		WebScan: WebScan{
-			Severity:      incident.Medium,
-			Errors:        Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
-			ErrorStatuses: []int{400, 403, 404},
-			Sensitive: []string{"/.env", "/.git/", "/.svn/", "/.hg/", "/.aws/credentials",
-				"/.ssh/", "/.htpasswd", "/.htaccess", "/.ds_store", "/wp-config.php.", "/wp-config.bak",
-				"/wp-config.old", "/wp-config.txt", "/config.php.bak", "/.vscode/sftp.json",
-				"/id_rsa", "/.bash_history", "/.docker/config.json", "/server-status",
-				".sql", ".sql.gz", ".sql.zip", "/backup.zip", "/backup.tar.gz", "/dump.rdb",
-				"/phpinfo.php", "/info.php", "/.well-known/security.txt~", "/web.config", "/etc/passwd"},
-			Admin: []string{"/wp-admin", "/phpmyadmin", "/pma/", "/myadmin", "/adminer", "/admin",
-				"/manager/html", "/administrator/", "/cpanel", "/webmin", "/solr/admin", "/jenkins", "/console"},
-			Traversal: []string{"../", "..%2f", "%2e%2e", "..\\", "..%5c", "%252e%252e"},
-			ScannerAgents: []string{"sqlmap", "nikto", "nmap", "masscan", "zgrab", "nuclei", "gobuster",
-				"dirbuster", "dirb/", "wpscan", "acunetix", "nessus", "openvas", "whatweb", "ffuf",
-				"feroxbuster", "jaeles", "censysinspect", "l9explore", "l9tcpid", "fuzz faster"},
-		},
-		ExploitAttempt: ExploitAttempt{
-			Severity: incident.High,
-			Signatures: []Signature{
-				{Name: "phpunit eval-stdin RCE (CVE-2017-9841)", Match: "/phpunit/src/util/php/eval-stdin.php"},
-				{Name: "Apache path traversal RCE (CVE-2021-41773)", Match: "/cgi-bin/.%2e/"},
-				{Name: "Apache path traversal RCE (CVE-2021-42013)", Match: "/cgi-bin/%%32%65%%32%65/"},
-				{Name: "Apache path traversal (CVE-2021-42013)", Match: "/.%%32%65/"},
-				{Name: "Log4Shell JNDI lookup (CVE-2021-44228)", Match: "${jndi:"},
-				{Name: "Log4Shell JNDI lookup (CVE-2021-44228)", UserAgent: "${jndi:"},
-				{Name: "Shellshock (CVE-2014-6271)", UserAgent: "() {"},
-				{Name: "ThinkPHP RCE", Match: "invokefunction&function=call_user_func_array"},
-				{Name: "GPON router RCE (CVE-2018-10561)", Match: "/gponform/diag_form"},
-				{Name: "Boa router login probe", Match: "/boaform/admin/formlogin"},
-				{Name: "Mozi/Mirai shell download", Match: "/shell?cd+/tmp"},
-				{Name: "Netgear setup.cgi RCE", Match: "/setup.cgi?next_file=netgear.cfg"},
-				{Name: "Huawei HG532 RCE (CVE-2017-17215)", Match: "/ctrlt/deviceupgrade_1"},
-				{Name: "Realtek SDK RCE (CVE-2021-35394)", Match: "/picsdesc.xml"},
-				{Name: "LuCI command injection", Match: "/cgi-bin/luci/;stok="},
-				{Name: "WebLogic console RCE (CVE-2020-14882)", Match: "/console/css/%252e%252e%252fconsole.portal"},
-				{Name: "Spring Cloud Gateway RCE (CVE-2022-22947)", Match: "/actuator/gateway/routes"},
-				{Name: "PHP CGI argument injection (CVE-2024-4577)", Match: "?%add+allow_url_include"},
-				{Name: "PHP CGI argument injection (CVE-2012-1823)", Match: "-d+allow_url_include"},
-				{Name: "Hikvision RCE (CVE-2021-36260)", Match: "/sdk/weblanguage"},
-				{Name: "Remote file download in query", Match: "wget+http"},
-				{Name: "Remote file download in query", Match: "curl+http"},
-				{Name: "/etc/passwd read", Match: "/etc/passwd"},
-			},
-		},
-		C2Connect: C2Connect{Severity: incident.Critical},
-		SuspiciousExec: SuspiciousExec{
-			Severity: incident.High,
-			Shells:   []string{"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"},
-			Parents: []string{"nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm", "php-cgi",
-				"uwsgi", "tomcat", "mysqld", "mariadbd", "postgres", "postmaster", "redis-server",
-				"mongod", "memcached", "couchdb", "elasticsearch"},
-		},
+		MaxKeys:            100_000,
+		Cooldown:           Duration(10 * time.Minute),
+		UpdateInterval:     Duration(10 * time.Second),
+		SSHBruteforce:      defaultSSHBruteforce(),
+		CredentialStuffing: defaultCredentialStuffing(),
+		PortScan:           defaultPortScan(),
+		WebScan:            defaultWebScan(),
+		ExploitAttempt:     defaultExploitAttempt(),
+		C2Connect:          defaultC2Connect(),
+		SuspiciousExec:     defaultSuspiciousExec(),
 	}
 }
 
@@ -250,44 +90,7 @@ func (c *Config) Validate() error {
 	if _, err := parseAllow(c.Allow); err != nil {
 		return err
 	}
-	buckets := []struct {
-		name string
-		b    Bucket
-	}{
-		{"ssh_bruteforce.fast", c.SSHBruteforce.Fast}, {"ssh_bruteforce.slow", c.SSHBruteforce.Slow},
-		{"credential_stuffing.ssh_users", c.CredentialStuffing.SSHUsers},
-		{"credential_stuffing.http_failures", c.CredentialStuffing.HTTPFailures},
-		{"credential_stuffing.wordpress", c.CredentialStuffing.WordPress},
-		{"port_scan.ports", c.PortScan.Ports}, {"web_scan.errors", c.WebScan.Errors},
-	}
-	for _, b := range buckets {
-		if b.b.Capacity < 0 || b.b.Capacity > 1_000_000 {
-			return fmt.Errorf("detect: %s.capacity: %d is not between 0 and 1000000", b.name, b.b.Capacity)
-		}
-		if b.b.Leak <= 0 {
-			return fmt.Errorf("detect: %s.leak: must be positive", b.name)
-		}
-	}
-	sevs := []struct {
-		name string
-		s    incident.Severity
-	}{
-		{"ssh_bruteforce", c.SSHBruteforce.Severity}, {"credential_stuffing", c.CredentialStuffing.Severity},
-		{"port_scan", c.PortScan.Severity}, {"web_scan", c.WebScan.Severity},
-		{"exploit_attempt", c.ExploitAttempt.Severity}, {"c2_connect", c.C2Connect.Severity},
-		{"suspicious_exec", c.SuspiciousExec.Severity},
-	}
-	for _, s := range sevs {
-		if !s.s.Valid() {
-			return fmt.Errorf("detect: %s.severity: unknown value %q", s.name, s.s)
-		}
-	}
-	for i, s := range c.ExploitAttempt.Signatures {
-		if s.Name == "" || (s.Match == "" && s.UserAgent == "") {
-			return fmt.Errorf("detect: exploit_attempt.signatures[%d]: needs a name and a match or user_agent", i)
-		}
-	}
-	return nil
+	return c.validateTable()
 }
 
 // parseAllow parses the allow list into prefixes.

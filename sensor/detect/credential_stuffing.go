@@ -2,10 +2,58 @@ package detect
 
 import (
 	"strings"
+	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/event"
 )
+
+// CredentialStuffing counts many usernames or many failed web logins from
+// one source.
+type CredentialStuffing struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default high
+	// SSHUsers: distinct usernames over SSH; capacity 4 leaking one per
+	// 30 s fires on the 5th distinct username.
+	SSHUsers Bucket `json:"ssh_users"`
+	// HTTPFailures: POSTs to login endpoints answered 401 or 403;
+	// capacity 5 leaking one per 10 s.
+	HTTPFailures Bucket `json:"http_failures"`
+	// LoginPaths are case-insensitive substrings of a path that make it a
+	// login endpoint.
+	LoginPaths []string `json:"login_paths"`
+	// WordPress: POSTs to WPPaths whatever the answer (WordPress answers
+	// failed logins with 200); capacity 9 leaking one per 10 s.
+	WordPress Bucket   `json:"wordpress"`
+	WPPaths   []string `json:"wp_paths"`
+}
+
+// defaultCredentialStuffing returns the defaults of credential_stuffing.
+func defaultCredentialStuffing() CredentialStuffing {
+	return CredentialStuffing{
+		Severity:     incident.High,
+		SSHUsers:     Bucket{Capacity: 4, Leak: Duration(30 * time.Second)},
+		HTTPFailures: Bucket{Capacity: 5, Leak: Duration(10 * time.Second)},
+		LoginPaths: []string{"login", "logon", "signin", "sign-in", "sign_in", "/auth",
+			"/session", "j_security_check", "wp-login.php", "xmlrpc.php"},
+		WordPress: Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
+		WPPaths:   []string{"/wp-login.php", "/xmlrpc.php"},
+	}
+}
+
+// credentialStuffingDetector is the table row of credential_stuffing (detectors.go).
+func credentialStuffingDetector() registration {
+	return registration{
+		name:     "credential_stuffing",
+		kinds:    []string{event.KindSSHFailed, event.KindHTTPRequest},
+		section:  func(c *Config) *Switch { return &c.CredentialStuffing.Switch },
+		severity: func(c *Config) incident.Severity { return c.CredentialStuffing.Severity },
+		buckets: func(c *Config) map[string]Bucket {
+			return map[string]Bucket{"ssh_users": c.CredentialStuffing.SSHUsers, "http_failures": c.CredentialStuffing.HTTPFailures, "wordpress": c.CredentialStuffing.WordPress}
+		},
+		build: func(e *Engine) detector { return newCredentialStuffing(e) },
+	}
+}
 
 // credentialStuffing raises "credential_stuffing" (high) for many distinct
 // usernames tried over SSH from one address (the 5th distinct username

@@ -57,6 +57,7 @@ type Engine struct {
 	lists     ThreatLists
 	log       *slog.Logger
 	detectors []detector
+	byKind    map[string][]detector // event kind -> the detectors that want it
 
 	now       int64 // latest event time seen, unix ns
 	nextSweep int64
@@ -80,35 +81,24 @@ func New(cfg Config, opts ...Option) *Engine {
 	if cfg.Cooldown <= 0 {
 		cfg.Cooldown = DefaultConfig().Cooldown
 	}
-	e := &Engine{cfg: cfg, allow: allow, log: slog.New(slog.DiscardHandler)}
+	e := &Engine{cfg: cfg, allow: allow, log: slog.New(slog.DiscardHandler), byKind: map[string][]detector{}}
 	for _, o := range opts {
 		o(e)
 	}
-	if !cfg.SSHBruteforce.Disabled {
-		e.detectors = append(e.detectors, newSSHBruteforce(e))
-	}
-	if !cfg.CredentialStuffing.Disabled {
-		e.detectors = append(e.detectors, newCredentialStuffing(e))
-	}
-	if !cfg.PortScan.Disabled {
-		e.detectors = append(e.detectors, newPortScan(e))
-	}
-	if !cfg.ExploitAttempt.Disabled {
-		e.detectors = append(e.detectors, newExploitAttempt(e))
-	}
-	if !cfg.WebScan.Disabled {
-		e.detectors = append(e.detectors, newWebScan(e))
-	}
-	if !cfg.C2Connect.Disabled {
-		e.detectors = append(e.detectors, newC2Connect(e))
-	}
-	if !cfg.SuspiciousExec.Disabled {
-		e.detectors = append(e.detectors, newSuspiciousExec(e))
+	for _, r := range detectorTable() {
+		if r.section(&cfg).Disabled {
+			continue
+		}
+		d := r.build(e)
+		e.detectors = append(e.detectors, d)
+		for _, k := range r.kinds {
+			e.byKind[k] = append(e.byKind[k], d)
+		}
 	}
 	return e
 }
 
-// Handle feeds one event to every detector and returns the incidents it
+// Handle feeds one event to the detectors that want its kind and returns the incidents it
 // raised or updated (usually none). Events without a time are ignored.
 func (e *Engine) Handle(ev event.Event) []incident.Incident {
 	if ev.TS.IsZero() {
@@ -125,7 +115,7 @@ func (e *Engine) Handle(ev event.Event) []incident.Incident {
 		e.nextSweep = e.now + sweepEvery
 	}
 	var out []incident.Incident
-	for _, d := range e.detectors {
+	for _, d := range e.byKind[ev.Kind] {
 		out = d.handle(e, &ev, now, out)
 	}
 	return out

@@ -2,10 +2,41 @@ package detect
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/event"
 )
+
+// PortScan counts distinct destination ports per source from eBPF probe and
+// accept events and firewall drops.
+type PortScan struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default low
+	// Ports: capacity 14 leaking one per 5 s: the 15th distinct port fires.
+	// Many hits on one port are one value, never a scan.
+	Ports Bucket `json:"ports"`
+}
+
+// defaultPortScan returns the defaults of port_scan.
+func defaultPortScan() PortScan {
+	return PortScan{
+		Severity: incident.Low,
+		Ports:    Bucket{Capacity: 14, Leak: Duration(5 * time.Second)},
+	}
+}
+
+// portScanDetector is the table row of port_scan (detectors.go).
+func portScanDetector() registration {
+	return registration{
+		name:     "port_scan",
+		kinds:    []string{event.KindProbe, event.KindAccept, event.KindFWDrop},
+		section:  func(c *Config) *Switch { return &c.PortScan.Switch },
+		severity: func(c *Config) incident.Severity { return c.PortScan.Severity },
+		buckets:  func(c *Config) map[string]Bucket { return map[string]Bucket{"ports": c.PortScan.Ports} },
+		build:    func(e *Engine) detector { return newPortScan(e) },
+	}
+}
 
 // portScan raises "port_scan" (low) when one address touches many distinct
 // destination ports: eBPF probe events (a reset sent for a closed port),

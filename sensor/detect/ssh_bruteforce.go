@@ -2,11 +2,45 @@ package detect
 
 import (
 	"strings"
+	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
+
+// SSHBruteforce counts failed SSH authentication attempts per source.
+type SSHBruteforce struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default high
+	// Fast: capacity 5 leaking one per 10 s (fires on the 6th quick failure).
+	Fast Bucket `json:"fast"`
+	// Slow: capacity 10 leaking one per 60 s, for patient guessers.
+	Slow Bucket `json:"slow"`
+}
+
+// defaultSSHBruteforce returns the defaults of ssh_bruteforce.
+func defaultSSHBruteforce() SSHBruteforce {
+	return SSHBruteforce{
+		Severity: incident.High,
+		Fast:     Bucket{Capacity: 5, Leak: Duration(10 * time.Second)},
+		Slow:     Bucket{Capacity: 10, Leak: Duration(60 * time.Second)},
+	}
+}
+
+// sshBruteforceDetector is the table row of ssh_bruteforce (detectors.go).
+func sshBruteforceDetector() registration {
+	return registration{
+		name:     "ssh_bruteforce",
+		kinds:    []string{event.KindSSHFailed, event.KindSSHAccepted},
+		section:  func(c *Config) *Switch { return &c.SSHBruteforce.Switch },
+		severity: func(c *Config) incident.Severity { return c.SSHBruteforce.Severity },
+		buckets: func(c *Config) map[string]Bucket {
+			return map[string]Bucket{"fast": c.SSHBruteforce.Fast, "slow": c.SSHBruteforce.Slow}
+		},
+		build: func(e *Engine) detector { return newSSHBruteforce(e) },
+	}
+}
 
 // sshBruteforce raises "ssh_bruteforce" (high) when failed SSH
 // authentication attempts from one address overflow the fast bucket

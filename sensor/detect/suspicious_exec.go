@@ -9,6 +9,39 @@ import (
 	"github.com/attackmap/attackmap/sensor/event"
 )
 
+// SuspiciousExec raises a high-severity incident when a web server or
+// database process starts a shell.
+type SuspiciousExec struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default high
+	// Shells are process names (comm) of shells.
+	Shells []string `json:"shells"`
+	// Parents are name prefixes of web server and database processes.
+	Parents []string `json:"parents"`
+}
+
+// defaultSuspiciousExec returns the defaults of suspicious_exec.
+func defaultSuspiciousExec() SuspiciousExec {
+	return SuspiciousExec{
+		Severity: incident.High,
+		Shells:   []string{"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"},
+		Parents: []string{"nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm", "php-cgi",
+			"uwsgi", "tomcat", "mysqld", "mariadbd", "postgres", "postmaster", "redis-server",
+			"mongod", "memcached", "couchdb", "elasticsearch"},
+	}
+}
+
+// suspiciousExecDetector is the table row of suspicious_exec (detectors.go).
+func suspiciousExecDetector() registration {
+	return registration{
+		name:     "suspicious_exec",
+		kinds:    []string{event.KindExec},
+		section:  func(c *Config) *Switch { return &c.SuspiciousExec.Switch },
+		severity: func(c *Config) incident.Severity { return c.SuspiciousExec.Severity },
+		build:    func(e *Engine) detector { return newSuspiciousExec(e) },
+	}
+}
+
 // suspiciousExec raises "suspicious_exec" (high) when a web server or
 // database process starts a shell: the classic sign of a web shell or of
 // command injection. One incident per parent program and cooldown.

@@ -2,11 +2,63 @@ package detect
 
 import (
 	"strings"
+	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
+
+// WebScan looks for scanners in access logs.
+type WebScan struct {
+	Switch
+	Severity incident.Severity `json:"severity"` // default medium
+	// Errors: non-static requests answered with one of ErrorStatuses, by
+	// distinct path; capacity 9 leaking one per 10 s (the 10th fires).
+	Errors        Bucket `json:"errors"`
+	ErrorStatuses []int  `json:"error_statuses"`
+	// Sensitive, Admin and Traversal are case-insensitive path substrings;
+	// ScannerAgents are case-insensitive user-agent substrings. One such
+	// request raises the incident at once. Admin paths count only when
+	// answered 4xx (a site's real admin page answers 200 or a redirect).
+	Sensitive     []string `json:"sensitive"`
+	Admin         []string `json:"admin"`
+	Traversal     []string `json:"traversal"`
+	ScannerAgents []string `json:"scanner_agents"`
+}
+
+// defaultWebScan returns the defaults of web_scan.
+func defaultWebScan() WebScan {
+	return WebScan{
+		Severity:      incident.Medium,
+		Errors:        Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
+		ErrorStatuses: []int{400, 403, 404},
+		Sensitive: []string{"/.env", "/.git/", "/.svn/", "/.hg/", "/.aws/credentials",
+			"/.ssh/", "/.htpasswd", "/.htaccess", "/.ds_store", "/wp-config.php.", "/wp-config.bak",
+			"/wp-config.old", "/wp-config.txt", "/config.php.bak", "/.vscode/sftp.json",
+			"/id_rsa", "/.bash_history", "/.docker/config.json", "/server-status",
+			".sql", ".sql.gz", ".sql.zip", "/backup.zip", "/backup.tar.gz", "/dump.rdb",
+			"/phpinfo.php", "/info.php", "/.well-known/security.txt~", "/web.config", "/etc/passwd"},
+		Admin: []string{"/wp-admin", "/phpmyadmin", "/pma/", "/myadmin", "/adminer", "/admin",
+			"/manager/html", "/administrator/", "/cpanel", "/webmin", "/solr/admin", "/jenkins", "/console"},
+		Traversal: []string{"../", "..%2f", "%2e%2e", "..\\", "..%5c", "%252e%252e"},
+		ScannerAgents: []string{"sqlmap", "nikto", "nmap", "masscan", "zgrab", "nuclei", "gobuster",
+			"dirbuster", "dirb/", "wpscan", "acunetix", "nessus", "openvas", "whatweb", "ffuf",
+			"feroxbuster", "jaeles", "censysinspect", "l9explore", "l9tcpid", "fuzz faster"},
+	}
+}
+
+// webScanDetector is the table row of web_scan (detectors.go).
+func webScanDetector() registration {
+	return registration{
+		name:     "web_scan",
+		kinds:    []string{event.KindHTTPRequest},
+		section:  func(c *Config) *Switch { return &c.WebScan.Switch },
+		severity: func(c *Config) incident.Severity { return c.WebScan.Severity },
+		buckets:  func(c *Config) map[string]Bucket { return map[string]Bucket{"errors": c.WebScan.Errors} },
+		build:    func(e *Engine) detector { return newWebScan(e) },
+	}
+}
 
 // webScan raises "web_scan" (medium) for a scanner in the access logs:
 // non-static requests answered 404/403/400 to many distinct paths (the

@@ -24,6 +24,11 @@ const (
 	KindSSHAccepted = "ssh_accepted"
 	KindHTTPRequest = "http_request"
 	KindFWDrop      = "fw_drop"
+	// KindHTTPError is a web server error-log line that names a client
+	// (nginx "client: A", Apache "[client A:port]"): Detail says what the
+	// server refused, Path and Method are set when the line quotes the
+	// request.
+	KindHTTPError = "http_error"
 )
 
 // Sources of events.
@@ -33,6 +38,7 @@ const (
 	SourceJournald    = "journald"
 	SourceAccessLog   = "access_log"
 	SourceFirewallLog = "firewall_log"
+	SourceErrorLog    = "error_log"
 )
 
 // Event is one raw observation. The JSON names are the raw events format of

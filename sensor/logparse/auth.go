@@ -12,6 +12,7 @@ import (
 const (
 	DetailInvalidUser     = "invalid_user"     // "Invalid user X from A port P"
 	DetailUserNotAllowed  = "user_not_allowed" // "User X from A not allowed because ..."
+	DetailRootRefused     = "root_refused"     // "ROOT LOGIN REFUSED FROM A port P"
 	DetailFailedPassword  = "failed_password"  // "Failed password for [invalid user ]X from A ..."
 	DetailFailedPublickey = "failed_publickey"
 	DetailFailedKbdInt    = "failed_keyboard_interactive"
@@ -20,12 +21,20 @@ const (
 	DetailPAMFailure      = "pam_failure"    // pam_unix(sshd:auth): authentication failure; ... rhost=A
 	DetailMaxAuthTries    = "max_auth_tries" // maximum authentication attempts exceeded / too many authentication failures
 	DetailPreauthClose    = "preauth_close"  // connection closed/reset/disconnected before authentication
-	DetailKexFailure      = "kex_failure"    // key exchange, banner or protocol version failures
-	DetailNoIdent         = "no_ident"       // did not receive identification string
-	DetailAcceptedPass    = "accepted_password"
-	DetailAcceptedKey     = "accepted_publickey"
-	DetailAcceptedKbdInt  = "accepted_keyboard_interactive"
-	DetailAcceptedOther   = "accepted_other"
+	// DetailAuthGaveUp: the client left after failing to authenticate
+	// ("Received disconnect from A: 14: No supported authentication
+	// methods available [preauth]", "...: 3: ...: Auth fail [preauth]").
+	DetailAuthGaveUp = "auth_gave_up"
+	// DetailUsernameChange: "Disconnecting invalid user X A port P:
+	// Change of username or service not allowed" (a client cycling users).
+	DetailUsernameChange = "username_change"
+	DetailPreauthTimeout = "preauth_timeout" // "fatal: Timeout before authentication for A port P"
+	DetailKexFailure     = "kex_failure"     // key exchange, banner or protocol version failures
+	DetailNoIdent        = "no_ident"        // did not receive identification string
+	DetailAcceptedPass   = "accepted_password"
+	DetailAcceptedKey    = "accepted_publickey"
+	DetailAcceptedKbdInt = "accepted_keyboard_interactive"
+	DetailAcceptedOther  = "accepted_other"
 )
 
 // MaxUser caps usernames taken from logs, in bytes (as incident evidence).
