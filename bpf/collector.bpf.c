@@ -1,6 +1,6 @@
 //go:build ignore
 
-// attackmap's kernel collectors. Five small programs, all on stable
+// attackmap's kernel collectors. Six small programs, all on stable
 // tracepoints (the kernels we target may be built without kprobes and BPF
 // trampolines, so nothing here depends on them), all writing fixed-size
 // records into ONE ring buffer:
@@ -10,7 +10,9 @@
 //                                         opens of sensitive paths only
 //   connect sock:inet_sock_set_state      CLOSE -> SYN_SENT (outbound TCP)
 //   accept  sock:inet_sock_set_state      SYN_RECV -> ESTABLISHED (inbound TCP)
-//   probe   tcp:tcp_send_reset            RST for a closed port (a knock)
+//   probe   tcp:tcp_send_reset            RST for a closed TCP port (a knock)
+//   probe   icmp:icmp_send                port unreachable for a closed UDP
+//                                         port (optional: Linux 6.10+)
 //
 // Kernel-side drops (a record that could not be reserved) are counted per CPU
 // in `drops`. Process events (exec/open) may only use the first half of the
@@ -65,7 +67,8 @@ struct net_event {
 	__u8 ipver;     // 4 or 6: which bytes of laddr/raddr are valid
 	__u16 lport;    // local port, host byte order
 	__u16 rport;    // remote port, host byte order
-	__u16 _pad;     // explicit padding, always zero
+	__u8 proto;     // IPPROTO_TCP or IPPROTO_UDP (a UDP probe)
+	__u8 _pad;      // explicit padding, always zero
 	__u32 pid;      // tgid of the connecting process; 0 for accept/probe (softirq context)
 	__u32 uid;      // real uid of the connecting process; 0 for accept/probe
 	__u8 laddr[16]; // local address: 4 bytes for IPv4, 16 for IPv6
@@ -421,6 +424,7 @@ int handle_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->kind = kind;
+	e->proto = IPPROTO_TCP;
 	// sport/dport are the socket's local/remote ports in host order.
 	e->lport = ctx->sport;
 	e->rport = ctx->dport;
@@ -484,6 +488,7 @@ int handle_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->kind = EV_PROBE;
+	e->proto = IPPROTO_TCP;
 	e->lport = sockaddr_port(sa);
 	e->rport = sockaddr_port(da);
 	if (family == AF_INET) {
@@ -495,6 +500,54 @@ int handle_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
 		__builtin_memcpy(e->laddr, &sa[8], 16); // sin6_addr
 		__builtin_memcpy(e->raddr, &da[8], 16);
 	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// ICMP type and code of "port unreachable" (RFC 792).
+#define ICMP_DEST_UNREACH 3
+#define ICMP_PORT_UNREACH 3
+
+// handle_icmp_send turns the port-unreachable reply to a UDP datagram for a
+// closed port into a probe record: the UDP twin of handle_send_reset. The
+// tracepoint fires in __icmp_send just before the reply is queued, after
+// the ICMP rate limits, so a reply the kernel suppressed is not seen.
+// Protocol unreachable (code 2, an IP protocol scan) is left out: its
+// record would carry a protocol number, not a port.
+SEC("tracepoint/icmp/icmp_send")
+int handle_icmp_send(struct trace_event_raw_icmp_send *ctx)
+{
+	// On a kernel without this tracepoint the type is missing from its
+	// BTF and the CO-RE reads below cannot be relocated: this check is
+	// then a constant false, and the verifier drops the rest as dead code,
+	// so the object still loads (the loader skips attaching it).
+	if (!bpf_core_type_exists(struct trace_event_raw_icmp_send))
+		return 0;
+	if (ctx->type != ICMP_DEST_UNREACH || ctx->code != ICMP_PORT_UNREACH)
+		return 0;
+	// The fields describe the offending datagram: saddr is the prober,
+	// daddr the probed address (ours), dport the probed port. The ports
+	// and ulen are set only when that datagram was UDP with its header in
+	// the packet; a UDP datagram the kernel answers has ulen >= 8, so a
+	// zero ulen means UDP-Lite or a reject of another protocol (e.g. a
+	// firewall's icmp-port-unreachable for a TCP SYN): no port to report.
+	if (ctx->ulen == 0)
+		return 0;
+
+	struct net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_NET_FULL);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->kind = EV_PROBE;
+	e->proto = IPPROTO_UDP;
+	e->ipver = 4;
+	e->lport = ctx->dport; // host byte order in the tracepoint
+	e->rport = ctx->sport;
+	bpf_probe_read_kernel(e->laddr, 4, ctx->daddr);
+	bpf_probe_read_kernel(e->raddr, 4, ctx->saddr);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

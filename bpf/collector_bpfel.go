@@ -35,7 +35,8 @@ type CollectorNetEvent struct {
 	Ipver uint8
 	Lport uint16
 	Rport uint16
-	Pad   uint16
+	Proto uint8
+	Pad   uint8
 	Pid   uint32
 	Uid   uint32
 	Laddr [16]uint8
@@ -112,6 +113,7 @@ type CollectorSpecs struct {
 type CollectorProgramSpecs struct {
 	HandleCreat     *ebpf.ProgramSpec `ebpf:"handle_creat"`
 	HandleExec      *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleIcmpSend  *ebpf.ProgramSpec `ebpf:"handle_icmp_send"`
 	HandleOpen      *ebpf.ProgramSpec `ebpf:"handle_open"`
 	HandleOpenat    *ebpf.ProgramSpec `ebpf:"handle_openat"`
 	HandleOpenat2   *ebpf.ProgramSpec `ebpf:"handle_openat2"`
@@ -194,6 +196,7 @@ type CollectorVariables struct {
 type CollectorPrograms struct {
 	HandleCreat     *ebpf.Program `ebpf:"handle_creat"`
 	HandleExec      *ebpf.Program `ebpf:"handle_exec"`
+	HandleIcmpSend  *ebpf.Program `ebpf:"handle_icmp_send"`
 	HandleOpen      *ebpf.Program `ebpf:"handle_open"`
 	HandleOpenat    *ebpf.Program `ebpf:"handle_openat"`
 	HandleOpenat2   *ebpf.Program `ebpf:"handle_openat2"`
@@ -205,6 +208,7 @@ func (p *CollectorPrograms) Close() error {
 	return _CollectorClose(
 		p.HandleCreat,
 		p.HandleExec,
+		p.HandleIcmpSend,
 		p.HandleOpen,
 		p.HandleOpenat,
 		p.HandleOpenat2,

@@ -9,7 +9,8 @@ import (
 )
 
 // PortScan counts distinct destination ports per source from eBPF probe and
-// accept events and firewall drops.
+// accept events and firewall drops. A port is a (transport, number) pair:
+// UDP 53 and TCP 53 are two ports.
 type PortScan struct {
 	Switch
 	Severity incident.Severity `json:"severity"` // default low
@@ -39,10 +40,20 @@ func portScanDetector() registration {
 }
 
 // portScan raises "port_scan" (low) when one address touches many distinct
-// destination ports: eBPF probe events (a reset sent for a closed port),
-// accept events and firewall drops. The 15th distinct port within a bucket
-// leaking one per 5 s fires; hits on a port already seen add nothing, so
-// many connections to one service are never a scan.
+// destination ports: eBPF probe events (a TCP reset or an ICMP port
+// unreachable sent for a closed port), accept events and firewall drops.
+// The 15th distinct (transport, port) pair within a bucket leaking one per
+// 5 s fires; hits on a port already seen add nothing, so many connections
+// to one service are never a scan. The title is "UDP port scan" while every
+// port probed was UDP (nmap -sU), "Port scan" otherwise; the summary counts
+// the ports by transport.
+//
+// A UDP datagram from a well-known port (below 1024) to an ephemeral port
+// (32768 and up) is not counted: that is a server's late answer (DNS, NTP)
+// to a client socket that has already closed, which draws a port
+// unreachable too, and a resolver under load sends many of them to as many
+// ports. A scanner that picks a well-known source port (nmap -g 53) is
+// still counted on the ports below 32768, where the common services are.
 type portScan struct {
 	cfg PortScan
 	t   *tracker[scanState]
@@ -50,9 +61,9 @@ type portScan struct {
 
 type scanState struct {
 	ports bucket
-	seen  distinct
-	n     int   // events since the bucket started
-	pre   []int // ports before the incident opened
+	seen  distinct // scanKey of each distinct (transport, port)
+	n     int      // events since the bucket started
+	pre   []int    // ports before the incident opened
 	ep    *episode
 }
 
@@ -77,7 +88,7 @@ func (d *portScan) handle(e *Engine, ev *event.Event, now int64, out []incident.
 	default:
 		return out
 	}
-	if ev.DstPort == 0 || !e.reportable(ev.SrcIP) {
+	if ev.DstPort == 0 || lateReply(ev) || !e.reportable(ev.SrcIP) {
 		return out
 	}
 	st := d.t.get(ev.SrcIP, now)
@@ -91,7 +102,7 @@ func (d *portScan) handle(e *Engine, ev *event.Event, now int64, out []incident.
 	}
 	st.n++
 	fired := false
-	if st.seen.add(uint64(ev.DstPort), max(64, 3*d.cfg.Ports.threshold())) {
+	if st.seen.add(scanKey(ev.Proto, ev.DstPort), d.seenCap()) {
 		fired = st.ports.add(now, d.cfg.Ports)
 		if st.ep == nil && len(st.pre) < incident.MaxList {
 			st.pre = append(st.pre, int(ev.DstPort))
@@ -110,10 +121,83 @@ func (d *portScan) handle(e *Engine, ev *event.Event, now int64, out []incident.
 		addInt(&ep.inc.Evidence.Ports, p)
 	}
 	st.pre, st.ep = nil, ep
-	ep.inc.Title = "Port scan"
-	ep.render = func() {
-		ep.inc.Summary = plural(st.seen.len(), false, "distinct port") + " probed (" + strconv.Itoa(ep.count) +
-			" packets) in " + span(ep.first, ep.last)
-	}
+	ep.render = func() { d.render(st, ep) }
 	return e.publish(ep, now, ep.severity(st.seen.len()), out)
+}
+
+// seenCap bounds the distinct ports remembered per source: three times
+// the threshold reaches the top severity; beyond that a longer list only
+// costs memory and the summary says "64+".
+func (d *portScan) seenCap() int { return max(64, 3*d.cfg.Ports.threshold()) }
+
+// Transport classes in a scanKey, above the 16 bits of the port.
+const (
+	scanUnknown = iota // no transport given
+	scanTCP
+	scanUDP
+	scanOther // sctp, udplite, ...: counted, not named
+	scanClasses
+)
+
+var scanClassNames = [scanClasses]string{"unknown", "tcp", "udp", "other"}
+
+// scanKey is the distinct-set key of a (transport, port) pair.
+func scanKey(proto string, port uint16) uint64 {
+	c := scanOther
+	switch proto {
+	case "":
+		c = scanUnknown
+	case "tcp":
+		c = scanTCP
+	case "udp":
+		c = scanUDP
+	}
+	return uint64(c)<<16 | uint64(port)
+}
+
+// lateReply reports a UDP datagram from a well-known port to an ephemeral
+// one (see portScan). 32768 is the start of Linux's default ephemeral
+// range (net.ipv4.ip_local_port_range); the 49152 and up that other
+// systems use lies inside it.
+func lateReply(ev *event.Event) bool {
+	return ev.Proto == "udp" && ev.SrcPort != 0 && ev.SrcPort < 1024 && ev.DstPort >= 32768
+}
+
+// render fills in the title and the summary: "15 distinct udp ports
+// probed (15 packets) in 3 s", or with several transports "30 distinct
+// ports probed: 20 tcp, 10 udp (32 packets) in 5 s". It runs only when a
+// copy of the incident is returned.
+func (d *portScan) render(st *scanState, ep *episode) {
+	var n [scanClasses]int
+	classes := 0
+	for _, k := range st.seen.h {
+		if n[k>>16] == 0 {
+			classes++
+		}
+		n[k>>16]++
+	}
+	total := st.seen.len()
+	word, split := "distinct port", ""
+	switch {
+	case classes == 1 && (n[scanTCP] == total || n[scanUDP] == total):
+		word = "distinct " + scanClassNames[st.seen.h[0]>>16] + " port"
+	case classes > 1:
+		for c, name := range scanClassNames {
+			if n[c] == 0 {
+				continue
+			}
+			if split == "" {
+				split = ": "
+			} else {
+				split += ", "
+			}
+			split += strconv.Itoa(n[c]) + " " + name
+		}
+	}
+	ep.inc.Title = "Port scan"
+	if total > 0 && n[scanUDP] == total {
+		ep.inc.Title = "UDP port scan"
+	}
+	ep.inc.Summary = plural(total, total >= d.seenCap(), word) + " probed" + split + " (" + strconv.Itoa(ep.count) +
+		" packets) in " + span(ep.first, ep.last)
 }

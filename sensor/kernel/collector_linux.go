@@ -35,17 +35,26 @@ const tracefsDir = "/sys/kernel/tracing"
 type tracepoint struct {
 	group, name string
 	prog        func(*bpf.CollectorObjects) *ebpf.Program
-	optional    bool // not every architecture has open(2) and creat(2)
+	// optional: Start goes on without it when the kernel lacks it. Not
+	// every architecture has open(2) and creat(2); icmp:icmp_send is
+	// Linux 6.10+.
+	optional bool
+	// lost says what is not seen without an optional tracepoint; when
+	// set, its absence is logged once at info level (else at debug: a
+	// missing open(2) loses nothing, openat(2) is there).
+	lost string
 }
 
 var tracepoints = []tracepoint{
-	{"sched", "sched_process_exec", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleExec }, false},
-	{"sock", "inet_sock_set_state", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleSockState }, false},
-	{"tcp", "tcp_send_reset", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleSendReset }, false},
-	{"syscalls", "sys_enter_openat", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpenat }, false},
-	{"syscalls", "sys_enter_openat2", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpenat2 }, true},
-	{"syscalls", "sys_enter_open", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpen }, true},
-	{"syscalls", "sys_enter_creat", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleCreat }, true},
+	{"sched", "sched_process_exec", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleExec }, false, ""},
+	{"sock", "inet_sock_set_state", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleSockState }, false, ""},
+	{"tcp", "tcp_send_reset", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleSendReset }, false, ""},
+	{"icmp", "icmp_send", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleIcmpSend }, true,
+		"UDP port scans (probe events with proto udp) are not seen; needs Linux 6.10+"},
+	{"syscalls", "sys_enter_openat", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpenat }, false, ""},
+	{"syscalls", "sys_enter_openat2", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpenat2 }, true, ""},
+	{"syscalls", "sys_enter_open", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleOpen }, true, ""},
+	{"syscalls", "sys_enter_creat", func(o *bpf.CollectorObjects) *ebpf.Program { return o.HandleCreat }, true, ""},
 }
 
 // Available reports whether the eBPF collectors can run here: nil, or a
@@ -69,11 +78,18 @@ func Available() error {
 		if tp.optional {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(tracefsDir, "events", tp.group, tp.name)); err != nil {
+		if !hasTracepoint(tp.group, tp.name) {
 			return fmt.Errorf("kernel: tracepoint %s:%s is missing from this kernel", tp.group, tp.name)
 		}
 	}
 	return nil
+}
+
+// hasTracepoint reports whether the kernel has the tracepoint group:name
+// (tracefs must be mounted: Available mounts it).
+func hasTracepoint(group, name string) bool {
+	_, err := os.Stat(filepath.Join(tracefsDir, "events", group, name))
+	return err == nil
 }
 
 // mountTracefs mounts tracefs when /sys/kernel/tracing is empty.
@@ -217,7 +233,11 @@ func Start(cfg Config) (_ *Collector, err error) {
 		l, err := link.Tracepoint(tp.group, tp.name, tp.prog(&c.objs), nil)
 		if err != nil {
 			if tp.optional && errors.Is(err, os.ErrNotExist) {
-				c.log.Debug("optional tracepoint missing", "tracepoint", tp.group+":"+tp.name)
+				if tp.lost != "" {
+					c.log.Info("tracepoint missing from this kernel", "tracepoint", tp.group+":"+tp.name, "lost", tp.lost)
+				} else {
+					c.log.Debug("optional tracepoint missing", "tracepoint", tp.group+":"+tp.name)
+				}
 				continue
 			}
 			return nil, fmt.Errorf("kernel: attaching %s:%s: %w", tp.group, tp.name, err)

@@ -4,6 +4,7 @@ package kernel
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,9 +25,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/attackmap/attackmap/bpf"
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/journal"
 )
@@ -577,5 +581,63 @@ func TestNetLaneWait(t *testing.T) {
 	c.dispatch(event.Event{Kind: event.KindExec}, laneProc)
 	if n := c.st.userDrops[laneProc].Load(); n != 1 {
 		t.Errorf("proc drops = %d, want 1", n)
+	}
+}
+
+// TestProgramsLoadWithoutTheICMPSendTracepoint loads the objects against
+// this kernel's BTF minus the icmp:icmp_send tracepoint's context type, as
+// a kernel before 6.10 would offer it: the program's CO-RE reads cannot be
+// relocated there, and the object must load all the same (Start then skips
+// attaching it).
+func TestProgramsLoadWithoutTheICMPSendTracepoint(t *testing.T) {
+	requireBPF(t)
+	vmlinux, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := btf.NewBuilder(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other types refer to the struct, so it is renamed rather than left
+	// out (LoadKernelSpec returns a copy: the cached spec stays intact).
+	renamed := 0
+	for typ, err := range vmlinux.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := typ.(*btf.Struct); ok && s.Name == "trace_event_raw_icmp_send" {
+			s.Name = "attackmap_test_hidden"
+			renamed++
+		}
+		if _, err := b.Add(typ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if renamed != 1 {
+		t.Fatalf("this kernel's BTF has %d trace_event_raw_icmp_send structs, want 1", renamed)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := older.AnyTypeByName("trace_event_raw_icmp_send"); !errors.Is(err, btf.ErrNotFound) {
+		t.Fatalf("the trimmed BTF still has trace_event_raw_icmp_send: %v", err)
+	}
+	spec, err := bpf.LoadCollector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs bpf.CollectorObjects
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: older}}); err != nil {
+		t.Fatalf("loading without trace_event_raw_icmp_send: %v", err)
+	}
+	defer objs.Close()
+	if objs.HandleIcmpSend == nil || objs.HandleSendReset == nil {
+		t.Error("programs missing after load")
 	}
 }

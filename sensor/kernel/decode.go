@@ -20,6 +20,12 @@ const (
 	evProbe   = 5
 )
 
+// IP protocol numbers in struct net_event's proto.
+const (
+	ipprotoTCP = 6
+	ipprotoUDP = 17
+)
+
 // Record flags.
 const (
 	flagArgsTruncated = 1
@@ -39,6 +45,7 @@ const (
 	netIPVer = 9
 	netLPort = 10
 	netRPort = 12
+	netProto = 14
 	netPID   = 16
 	netUID   = 20
 	netLAddr = 24
@@ -111,7 +118,14 @@ func (d decoder) decode(rec []byte) (event.Event, lane, error) {
 			return event.Event{}, 0, fmt.Errorf("kernel: network record with IP version %d", rec[netIPVer])
 		}
 		lport, rport := le.Uint16(rec[netLPort:]), le.Uint16(rec[netRPort:])
-		ev.Proto = "tcp"
+		switch p := rec[netProto]; {
+		case p == ipprotoTCP:
+			ev.Proto = "tcp"
+		case p == ipprotoUDP && kind == evProbe:
+			ev.Proto = "udp"
+		default:
+			return event.Event{}, 0, fmt.Errorf("kernel: network record of kind %d with protocol %d", kind, p)
+		}
 		if kind == evConnect {
 			ev.Kind = event.KindConnect
 			ev.PID = le.Uint32(rec[netPID:])

@@ -32,6 +32,7 @@ func TestRecordLayoutMatchesGeneratedTypes(t *testing.T) {
 		{"net ipver", netIPVer, unsafe.Offsetof(n.Ipver)},
 		{"net lport", netLPort, unsafe.Offsetof(n.Lport)},
 		{"net rport", netRPort, unsafe.Offsetof(n.Rport)},
+		{"net proto", netProto, unsafe.Offsetof(n.Proto)},
 		{"net pid", netPID, unsafe.Offsetof(n.Pid)},
 		{"net uid", netUID, unsafe.Offsetof(n.Uid)},
 		{"net laddr", netLAddr, unsafe.Offsetof(n.Laddr)},
@@ -88,15 +89,18 @@ var testDecoder = decoder{bootOffset: func() int64 { return 1_000_000_000_000_00
 func TestDecode(t *testing.T) {
 	ts := time.Unix(0, 1_000_000_000_000_000_000+5).UTC()
 
-	probe := bpf.CollectorNetEvent{TsNs: 5, Kind: evProbe, Ipver: 4, Lport: 22, Rport: 40000}
+	probe := bpf.CollectorNetEvent{TsNs: 5, Kind: evProbe, Proto: ipprotoTCP, Ipver: 4, Lport: 22, Rport: 40000}
 	copy(probe.Laddr[:], []byte{10, 0, 0, 1})
 	copy(probe.Raddr[:], []byte{185, 220, 101, 34})
 
-	acc6 := bpf.CollectorNetEvent{TsNs: 5, Kind: evAccept, Ipver: 6, Lport: 443, Rport: 50000}
+	udp := probe
+	udp.Proto, udp.Lport, udp.Rport = ipprotoUDP, 161, 53211
+
+	acc6 := bpf.CollectorNetEvent{TsNs: 5, Kind: evAccept, Proto: ipprotoTCP, Ipver: 6, Lport: 443, Rport: 50000}
 	acc6.Laddr = netip.MustParseAddr("2001:db8::1").As16()
 	acc6.Raddr = netip.MustParseAddr("::ffff:198.51.100.7").As16() // IPv4 on an IPv6 socket
 
-	con := bpf.CollectorNetEvent{TsNs: 5, Kind: evConnect, Ipver: 4, Lport: 0, Rport: 4444, Pid: 77, Uid: 0}
+	con := bpf.CollectorNetEvent{TsNs: 5, Kind: evConnect, Proto: ipprotoTCP, Ipver: 4, Lport: 0, Rport: 4444, Pid: 77, Uid: 0}
 	copy(con.Laddr[:], []byte{10, 0, 0, 1})
 	copy(con.Raddr[:], []byte{203, 0, 113, 9})
 	cstr(con.Comm[:], "nc\x1b[31m")
@@ -126,6 +130,8 @@ func TestDecode(t *testing.T) {
 	}{
 		{"probe: the knocker is the source", probe, event.Event{TS: ts, Kind: "probe", Source: "ebpf", Proto: "tcp",
 			SrcIP: netip.MustParseAddr("185.220.101.34"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.1"), DstPort: 22}, laneNet},
+		{"UDP probe: port unreachable for the prober's datagram", udp, event.Event{TS: ts, Kind: "probe", Source: "ebpf", Proto: "udp",
+			SrcIP: netip.MustParseAddr("185.220.101.34"), SrcPort: 53211, DstIP: netip.MustParseAddr("10.0.0.1"), DstPort: 161}, laneNet},
 		{"accept over IPv6, mapped IPv4 peer unmapped", acc6, event.Event{TS: ts, Kind: "accept", Source: "ebpf", Proto: "tcp",
 			SrcIP: netip.MustParseAddr("198.51.100.7"), SrcPort: 50000, DstIP: netip.MustParseAddr("2001:db8::1"), DstPort: 443}, laneNet},
 		{"connect: we are the source, comm escaped", con, event.Event{TS: ts, Kind: "connect", Source: "ebpf", Proto: "tcp",
@@ -162,8 +168,8 @@ func eventsEqual(a, b event.Event) bool {
 }
 
 func TestDecodeRejectsBadRecords(t *testing.T) {
-	full := encode(t, bpf.CollectorNetEvent{Kind: evProbe, Ipver: 4})
-	badVer := encode(t, bpf.CollectorNetEvent{Kind: evProbe, Ipver: 5})
+	full := encode(t, bpf.CollectorNetEvent{Kind: evProbe, Proto: ipprotoTCP, Ipver: 4})
+	badVer := encode(t, bpf.CollectorNetEvent{Kind: evProbe, Proto: ipprotoTCP, Ipver: 5})
 	for name, rec := range map[string][]byte{
 		"empty":              nil,
 		"header only":        full[:8],
@@ -172,6 +178,9 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 		"short open record":  encode(t, bpf.CollectorOpenEvent{Kind: evOpen})[:100],
 		"unknown kind":       append(slices.Clone(full[:8]), 99),
 		"unknown IP version": badVer,
+		"no protocol":        encode(t, bpf.CollectorNetEvent{Kind: evProbe, Ipver: 4}),
+		"SCTP probe":         encode(t, bpf.CollectorNetEvent{Kind: evProbe, Proto: 132, Ipver: 4}),
+		"UDP accept":         encode(t, bpf.CollectorNetEvent{Kind: evAccept, Proto: ipprotoUDP, Ipver: 4}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := testDecoder.decode(rec)
@@ -187,7 +196,9 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	// Seeds: one valid record of each layout (also in testdata/fuzz).
-	probe := bpf.CollectorNetEvent{Kind: evProbe, Ipver: 6, Lport: 22, Rport: 1}
+	probe := bpf.CollectorNetEvent{Kind: evProbe, Proto: ipprotoTCP, Ipver: 6, Lport: 22, Rport: 1}
+	f.Add(encode(f, probe))
+	probe.Proto, probe.Ipver = ipprotoUDP, 4
 	f.Add(encode(f, probe))
 	ex := bpf.CollectorExecEvent{Kind: evExec, ArgsLen: 8}
 	cstr(ex.Args[:], "a\x00b\x00c\xff\x00")
@@ -228,8 +239,8 @@ func FuzzDecode(f *testing.F) {
 
 // BenchmarkDecode: the reader's user-space cost per record.
 func BenchmarkDecode(b *testing.B) {
-	probe := bpf.CollectorNetEvent{Kind: evProbe, Ipver: 4, Lport: 22, Rport: 40000}
-	con := bpf.CollectorNetEvent{Kind: evConnect, Ipver: 6, Rport: 443, Pid: 1}
+	probe := bpf.CollectorNetEvent{Kind: evProbe, Proto: ipprotoTCP, Ipver: 4, Lport: 22, Rport: 40000}
+	con := bpf.CollectorNetEvent{Kind: evConnect, Proto: ipprotoTCP, Ipver: 6, Rport: 443, Pid: 1}
 	cstr(con.Comm[:], "curl")
 	ex := bpf.CollectorExecEvent{Kind: evExec, ArgsLen: 20}
 	cstr(ex.Path[:], "/usr/bin/curl")

@@ -1,7 +1,9 @@
 // Package kernel runs attackmap's eBPF collectors: it loads the programs of
 // package bpf, attaches them to their tracepoints, reads the shared ring
 // buffer and decodes each record into an event.Event (kinds exec, open,
-// connect, accept, probe; source "ebpf").
+// connect, accept, probe; source "ebpf"). A probe is a closed port answering
+// a knock: a TCP reset, or (Linux 6.10+, IPv4) an ICMP port unreachable for
+// a UDP datagram, with proto "udp".
 //
 // The daemon calls, in order:
 //
