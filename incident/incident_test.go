@@ -2,8 +2,11 @@ package incident
 
 import (
 	"encoding/json"
+	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +271,130 @@ func FuzzCleanText(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestCleanTextEscapesBidiAndZeroWidth(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"right-to-left override", "invoice\u202egpj.exe", `invoice\u202egpj.exe`},
+		{"left-to-right embedding", "a\u202ab", `a\u202ab`},
+		{"isolates", "\u2066x\u2069", `\u2066x\u2069`},
+		{"directional marks", "\u200e\u200f", `\u200e\u200f`},
+		{"arabic letter mark", "\u061c", `\u061c`},
+		{"zero-width space", "ro\u200bot", `ro\u200bot`},
+		{"zero-width joiners", "a\u200c\u200db", `a\u200c\u200db`},
+		{"word joiner", "a\u2060b", `a\u2060b`},
+		{"byte order mark", "\ufeffadmin", `\ufeffadmin`},
+		{"other non-ASCII text stays", "Zürich 東京 مرحبا", "Zürich 東京 مرحبا"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := CleanText(tt.in, 64); got != tt.want {
+				t.Fatalf("CleanText(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCleanFormatCleansEveryTextField(t *testing.T) {
+	in, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rlo = "\u202e"
+	in.ID, in.City, in.Org, in.Title = "id"+rlo, "Berlin"+rlo, "Org\u200b", "T\ufeff"
+	in.Summary = strings.Repeat(rlo, MaxSummary/len(rlo))
+	in.Evidence.Users = []string{"root" + rlo}
+	in.Evidence.Paths = []string{"/a\u2066"}
+	in.Evidence.UserAgents = []string{"ua\u200d"}
+	in.Evidence.Argv = []string{"sh\u061c"}
+	in.Evidence.Comm, in.Evidence.Parent, in.Evidence.Dst = "c"+rlo, "p"+rlo, "d"+rlo
+	if err := in.Validate(); err != nil {
+		t.Fatalf("bidi text is valid input (it is cleaned, not refused): %v", err)
+	}
+	in.CleanFormat()
+	if err := in.Validate(); err != nil {
+		t.Fatalf("cleaned incident invalid: %v", err)
+	}
+	b, _ := Marshal(&in)
+	for _, r := range string(b) {
+		if isFormat(r) {
+			t.Fatalf("format character %U left in %s", r, b)
+		}
+	}
+	if !strings.Contains(string(b), `root\\u202e`) {
+		t.Errorf("override not shown as an escape: %s", b)
+	}
+}
+
+func TestValidateRefusesAbsurdCounts(t *testing.T) {
+	in, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []int{MaxCount + 1, math.MaxInt64} {
+		in.Count = c
+		if err := in.Validate(); err == nil || !strings.Contains(err.Error(), "count:") {
+			t.Errorf("count %d: error %v, want a count error", c, err)
+		}
+	}
+	in.Count = MaxCount
+	if err := in.Validate(); err != nil {
+		t.Errorf("count %d refused: %v", MaxCount, err)
+	}
+}
+
+func TestCheckTimes(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	tests := []struct {
+		name    string
+		ts      time.Time
+		first   time.Time
+		last    time.Time
+		want    error
+		wantMsg string
+	}{
+		{"now is fine", now, time.Time{}, time.Time{}, nil, ""},
+		{"a minute ahead is fine", now.Add(time.Minute), time.Time{}, time.Time{}, nil, ""},
+		{"five minutes ahead is fine", now.Add(MaxClockAhead), time.Time{}, time.Time{}, nil, ""},
+		{"an hour ahead is refused", now.Add(time.Hour), time.Time{}, time.Time{}, ErrClockAhead, "ts: 2026-12-01T13:00:00Z is 1h0m0s ahead"},
+		{"year 9999 is refused", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, time.Time{}, ErrClockAhead, "over 100 years ahead"},
+		{"a last_seen ahead is refused", now, now, now.Add(time.Hour), ErrClockAhead, "last_seen:"},
+		{"a first_seen ahead is refused", now, now.Add(time.Hour), time.Time{}, ErrClockAhead, "first_seen:"},
+		{"six days old is fine", now.Add(-6 * 24 * time.Hour), time.Time{}, time.Time{}, nil, ""},
+		{"eight days old is refused", now.Add(-8 * 24 * time.Hour), time.Time{}, time.Time{}, ErrTooOld, "ts: 2026-11-23T12:00:00Z is 8 days old"},
+		{"year 0001 is refused", time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), time.Time{}, time.Time{}, ErrTooOld, "over 100 years old"},
+		{"an old first_seen within a year is fine", now, now.Add(-30 * 24 * time.Hour), now, nil, ""},
+		{"a first_seen years ago is refused", now, now.Add(-400 * 24 * time.Hour), now, ErrTooOld, "first_seen:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Incident{TS: tt.ts, FirstSeen: tt.first, LastSeen: tt.last}
+			err := in.CheckTimes(now, week)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("error %q does not say %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestKnownListsAreSorted(t *testing.T) {
+	for _, l := range [][]string{KnownSources(), KnownGeoSources()} {
+		if !slices.IsSorted(l) {
+			t.Errorf("%v is not sorted: the lookups binary-search it", l)
+		}
+		for _, s := range l {
+			if err := checkName("x", s, MaxSource, true); err != nil || s == Other {
+				t.Errorf("%q cannot be a source: %v", s, err)
+			}
+		}
+	}
+	if !KnownSource("ssh_bruteforce") || KnownSource("made_up") || !KnownGeoSource("dbip") || KnownGeoSource("x") {
+		t.Error("lookups wrong")
+	}
 }

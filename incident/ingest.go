@@ -40,3 +40,18 @@ type Rejection struct {
 	Index int    `json:"index"`
 	Error string `json:"error"`
 }
+
+// TypeError is a relay-to-sensor message refusing a whole batch for a
+// reason that is not the batch's fault and will pass (the history's daily
+// budget is spent): {"type":"error","batch":18,"error":"..."}. It is not
+// an ack: the sensor keeps the batch and sends it again later. The relay
+// closes the socket (1013, try again later) right after it. An addition
+// to the protocol; a sensor that does not know it sees the close.
+const TypeError = "error"
+
+// BatchError is a TypeError message.
+type BatchError struct {
+	Type  string `json:"type"`
+	Batch uint64 `json:"batch"`
+	Error string `json:"error"`
+}

@@ -1,11 +1,13 @@
 package incident
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -28,6 +30,12 @@ const (
 	MaxEvidenceString = 256
 	MaxGeoSource      = 32
 )
+
+// MaxCount caps an incident's count. A detector counts attempts within
+// one episode of minutes to hours; even a flood of 100,000 attempts a
+// second for three hours stays near 10^9, and a larger number is a broken
+// or hostile sensor that would overflow sums in the stats.
+const MaxCount = 1_000_000_000
 
 // Validate checks every field against the contract and returns the first
 // problem as a one-line error naming the field, e.g.
@@ -98,6 +106,9 @@ func (in *Incident) Validate() error {
 	if in.Count < 0 {
 		return fmt.Errorf("count: %d is negative", in.Count)
 	}
+	if in.Count > MaxCount {
+		return fmt.Errorf("count: %d is over the %d limit", in.Count, MaxCount)
+	}
 	if err := in.Evidence.validate(); err != nil {
 		return err
 	}
@@ -113,7 +124,7 @@ func (in *Incident) Validate() error {
 		}
 	}
 	if in.Action != "" {
-		if err := checkName("action", in.Action, MaxAction, false); err != nil {
+		if err := checkAction(in.Action); err != nil {
 			return err
 		}
 	}
@@ -242,8 +253,51 @@ func checkName(field, s string, max int, punct bool) error {
 	return nil
 }
 
+// checkAction accepts a short phrase: "logged", "blocked 1h", "would block
+// (dry run)", "not blocked: allow list". Lower-case letters, digits, space
+// and _ ( ) : - . only, so an action is plain text wherever it is shown,
+// never markup.
+func checkAction(s string) error {
+	if len(s) > MaxAction {
+		return fmt.Errorf("action: %d bytes, over the %d byte limit", len(s), MaxAction)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("_ ():-.", c) >= 0) {
+			return fmt.Errorf("action: %s has a character outside [a-z0-9 _():.-]", quote(s))
+		}
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' || strings.Contains(s, "  ") {
+		return fmt.Errorf("action: %s has stray spaces", quote(s))
+	}
+	return nil
+}
+
 func isControl(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029
+}
+
+// isFormat reports the invisible characters that change how text around
+// them is shown without being seen themselves: the bidirectional controls
+// (U+202A-202E embeddings and overrides, U+2066-2069 isolates, U+200E/200F
+// marks, U+061C the Arabic letter mark) and the zero-width characters
+// (U+200B-200D, U+2060 word joiner, U+FEFF byte order mark). An override in
+// a user name or path can make "gpj.exe" read as "exe.jpg", and a zero-width
+// space can make two different names look alike.
+func isFormat(r rune) bool {
+	switch {
+	case r < 0x61c:
+		return false
+	case r == 0x61c, r == 0xfeff, r == 0x2060:
+		return true
+	case r >= 0x200b && r <= 0x200f:
+		return true
+	case r >= 0x202a && r <= 0x202e:
+		return true
+	case r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 // quote quotes s for an error message, shortened so a hostile value cannot
@@ -256,14 +310,18 @@ func quote(s string) string {
 }
 
 // CleanText makes attacker-controlled text safe to put in an incident:
-// invalid UTF-8 becomes U+FFFD, control characters become \xNN escapes, and
-// the result is cut to at most max bytes on a rune boundary, ending in "…"
-// when cut. Sensors call it on usernames, paths, user agents and argv before
-// building an incident; the result always passes Validate's text checks.
+// invalid UTF-8 becomes U+FFFD, control characters become \xNN escapes,
+// bidirectional controls and zero-width characters (see isFormat) become
+// \uNNNN escapes, so text cannot be visually spoofed, and the result is cut
+// to at most max bytes on a rune boundary, ending in "…" when cut. Sensors
+// call it on usernames, paths, user agents and argv before building an
+// incident, the relay on every text field it receives (CleanFormat), the
+// map on everything it shows; the result always passes Validate's text
+// checks.
 func CleanText(s string, max int) string {
 	clean := true
 	for _, r := range s {
-		if r == utf8.RuneError || isControl(r) {
+		if r == utf8.RuneError || isControl(r) || isFormat(r) {
 			clean = false
 			break
 		}
@@ -278,7 +336,7 @@ func CleanText(s string, max int) string {
 				r = '\uFFFD'
 			}
 		}
-		if isControl(r) {
+		if isControl(r) || isFormat(r) {
 			if r <= 0xff {
 				fmt.Fprintf(&b, "\\x%02x", r)
 			} else {
@@ -304,4 +362,97 @@ func CleanText(s string, max int) string {
 		return out[:cut]
 	}
 	return out[:cut] + ell
+}
+
+// CleanFormat escapes bidirectional controls and zero-width characters
+// (see CleanText) in every free-text field, keeping each within its
+// length cap. The relay calls it on every incident it accepts, so text
+// from a sensor that does not clean it itself is still shown as written,
+// not reordered or hidden. Fields that Validate restricts to ASCII names
+// (source, tags, action, geo_source) cannot hold them.
+func (in *Incident) CleanFormat() {
+	in.ID = cleanFormat(in.ID, MaxID)
+	in.City = cleanFormat(in.City, MaxCity)
+	in.Org = cleanFormat(in.Org, MaxOrg)
+	in.Host = cleanFormat(in.Host, MaxHost)
+	in.Title = cleanFormat(in.Title, MaxTitle)
+	in.Summary = cleanFormat(in.Summary, MaxSummary)
+	if e := in.Evidence; e != nil {
+		for _, l := range [][]string{e.Users, e.Paths, e.UserAgents, e.Methods, e.Argv, e.Lists} {
+			for i := range l {
+				l[i] = cleanFormat(l[i], MaxEvidenceString)
+			}
+		}
+		e.Comm = cleanFormat(e.Comm, MaxEvidenceString)
+		e.Parent = cleanFormat(e.Parent, MaxEvidenceString)
+		e.Dst = cleanFormat(e.Dst, MaxEvidenceString)
+	}
+}
+
+// cleanFormat is CleanText for text that already passed checkText; it
+// leaves text without format characters untouched (no copy).
+func cleanFormat(s string, max int) string {
+	for _, r := range s {
+		if isFormat(r) {
+			return CleanText(s, max)
+		}
+	}
+	return s
+}
+
+// MaxClockAhead is how far ahead of the receiver's clock an incident's
+// times may be. Five minutes covers an unsynchronised clock on a host
+// that runs NTP only now and then; an incident from further in the
+// future would outlive every marker on the map.
+const MaxClockAhead = 5 * time.Minute
+
+// ErrClockAhead and ErrTooOld mark the errors of CheckTimes, so a receiver
+// can count them apart from other rejections.
+var (
+	ErrClockAhead = errors.New("ahead of the relay's clock")
+	ErrTooOld     = errors.New("older than the relay keeps")
+)
+
+// CheckTimes checks ts, first_seen and last_seen against the receiver's
+// clock now: none may be more than MaxClockAhead ahead of it (the sensor's
+// clock is wrong, and such an incident would stay on maps for hours), and
+// ts and last_seen may not be older than maxAge (0: no floor). first_seen
+// may be older: a slow episode can start long before it is raised, but
+// never more than a year before it. The error names the field, the offset
+// and how to fix it, in one line.
+func (in *Incident) CheckTimes(now time.Time, maxAge time.Duration) error {
+	for _, f := range []struct {
+		name string
+		t    time.Time
+		age  time.Duration
+	}{
+		{"ts", in.TS, maxAge},
+		{"last_seen", in.LastSeen, maxAge},
+		{"first_seen", in.FirstSeen, 366 * 24 * time.Hour},
+	} {
+		if f.t.IsZero() {
+			continue
+		}
+		if d := f.t.Sub(now); d > MaxClockAhead {
+			return fmt.Errorf("%s: %s is %s %w (at most %s; check the sensor's clock and NTP)",
+				f.name, f.t.UTC().Format(time.RFC3339), roughly(d), ErrClockAhead, MaxClockAhead)
+		}
+		if f.age > 0 && now.Sub(f.t) > f.age {
+			return fmt.Errorf("%s: %s is %s old, %w (%s)",
+				f.name, f.t.UTC().Format(time.RFC3339), roughly(now.Sub(f.t)), ErrTooOld, roughly(f.age))
+		}
+	}
+	return nil
+}
+
+// roughly prints a duration to the second, or in days when it is long
+// (year 9999 is millions of hours away, which says nothing).
+func roughly(d time.Duration) string {
+	if d < 0 || d >= 100*365*24*time.Hour {
+		return "over 100 years"
+	}
+	if d >= 72*time.Hour {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + " days"
+	}
+	return d.Round(time.Second).String()
 }

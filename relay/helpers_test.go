@@ -95,13 +95,20 @@ func newTestRelay(t *testing.T, cfg Config) *testRelay {
 	return tr
 }
 
+// incTime is the default ts and last_seen of inc: a minute before the
+// tests started, since the relay refuses incidents far from its clock.
+var incTime = time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+
+// incTS formats incTime+d for an incident field.
+func incTS(d time.Duration) string { return incTime.Add(d).Format(time.RFC3339) }
+
 // inc returns a valid incident as JSON. Fields in extra override defaults.
 func inc(id string, extra map[string]any) json.RawMessage {
 	m := map[string]any{
 		"id": id, "source": "ssh_bruteforce", "severity": "high", "ip": "185.220.101.34",
-		"country": "DE", "lat": 51.29, "lon": 9.49, "ts": "2026-03-22T14:32:01Z",
+		"country": "DE", "lat": 51.29, "lon": 9.49, "ts": incTS(0),
 		"title": "SSH brute force", "summary": "23 failed logins from 185.220.101.34",
-		"count": 23, "last_seen": "2026-03-22T14:32:01Z", "geo_source": "dbip",
+		"count": 23, "last_seen": incTS(0), "geo_source": "dbip",
 	}
 	for k, v := range extra {
 		if v == nil {
@@ -388,15 +395,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// counterValue reads one series from /metrics.
+// counterValue reads one series from the metrics handler (not on the
+// public port).
 func counterValue(t *testing.T, tr *testRelay, series string) float64 {
 	t.Helper()
-	resp, err := http.Get(tr.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	rec := httptest.NewRecorder()
+	tr.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	b := rec.Body.Bytes()
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

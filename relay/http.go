@@ -6,24 +6,46 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/attackmap/attackmap/relay/hub"
 )
 
-// Feed limits (DESIGN.md): 50 by default, 500 at most.
+// Feed limits (DESIGN.md): 50 by default, 500 at most. GeoJSON: 1,000 by
+// default, 2,000 at most (and never more than the ring): at up to 16 KiB
+// per incident that is 32 MiB, already a lot for anyone on the internet to
+// ask for as often as they like; the whole ring would be 160 MiB.
 const (
 	feedDefault    = 50
 	feedMax        = 500
 	geojsonDefault = 1000
+	geojsonMax     = 2000
+)
+
+// Budgets for every answer that is not a stream or the ingest socket.
+const (
+	// chunkTimeout is how long one write of an answer (at most
+	// answerBuffer bytes) may wait for the client to take it: a client
+	// slower than answerBuffer per chunkTimeout (3 KiB/s) or not reading
+	// at all is cut off, and its connection reset so the kernel drops
+	// what was queued for it (see trackedConn).
+	chunkTimeout = 10 * time.Second
+	// answerBudget bounds a whole answer, however steadily it is read:
+	// two minutes move the map's largest asset (a few MiB, compressed)
+	// over a poor mobile link, and cap what a client that reads one byte
+	// just in time can hold a connection for.
+	answerBudget = 2 * time.Minute
+	// answerBuffer is the buffer feed and GeoJSON answers are written
+	// through: answers are streamed from the ring, never built whole, so a
+	// client that does not read costs the relay this much and the kernel's
+	// socket buffer, not the answer's size.
+	answerBuffer = 32 << 10
 )
 
 // Retry-After values: a full relay (503) frees slots as viewers leave, so
@@ -38,23 +60,133 @@ func (r *Relay) routes() http.Handler {
 	mux := http.NewServeMux()
 	public := func(pattern string, h http.HandlerFunc) {
 		mux.HandleFunc("GET "+pattern, r.cors(h))
-		mux.HandleFunc("OPTIONS "+pattern, r.preflight)
+		mux.HandleFunc("OPTIONS "+pattern, r.bounded(r.preflight))
 	}
-	public("/api/live-feed", r.serveFeed)
-	public("/api/live-feed/stream", r.serveStream)
-	public("/api/live-feed.geojson", r.serveGeoJSON)
-	public("/api/stats", r.serveStats)
-	mux.HandleFunc("GET /api/ingest", r.serveIngest)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, "ok\n")
+	public("/api/live-feed", r.bounded(r.serveFeed))
+	public("/api/live-feed/stream", longLived(r.serveStream))
+	public("/api/live-feed.geojson", r.bounded(r.serveGeoJSON))
+	public("/api/stats", r.bounded(r.serveStats))
+	mux.HandleFunc("GET /api/ingest", longLived(r.serveIngest))
+	mux.HandleFunc("GET /healthz", r.bounded(serveHealth))
+	// Metrics are served on their own listener (ServeMetrics); here the
+	// path is claimed so that the site's handler cannot answer it.
+	mux.HandleFunc("/metrics", r.bounded(http.NotFound))
+	mux.HandleFunc("/", r.bounded(r.serveSite))
+	return r.guard(mux)
+}
+
+func serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// guard runs before any route. It refuses requests that carry a body (no
+// endpoint takes one) and, behind a proxy, applies the per-address
+// connection cap to requests by their forwarded address.
+func (r *Relay) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength != 0 { // declared (> 0) or chunked (-1)
+			r.m.bodies.Inc()
+			rc := http.NewResponseController(w)
+			_ = rc.SetWriteDeadline(time.Now().Add(chunkTimeout))
+			// After the handler net/http reads up to 256 KiB of an unread
+			// body to keep the connection, without a deadline: a client
+			// that trickles it would hold the connection for ever. An
+			// expired read deadline makes that read fail at once, and
+			// Connection: close stops it from being tried at all.
+			_ = rc.SetReadDeadline(time.Now())
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request bodies are not accepted", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.cfg.ClientIPHeader != "" {
+			a := clientAddr(req, r.cfg.ClientIPHeader)
+			if lim := r.reqs.acquire(a); lim != "" {
+				r.m.connRefused.WithLabelValues(lim).Inc()
+				_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(chunkTimeout))
+				w.Header().Set("Retry-After", retryPerAddr)
+				http.Error(w, "too many requests in progress from your address, retry later", http.StatusTooManyRequests)
+				return
+			}
+			defer r.reqs.release(a)
+		}
+		next.ServeHTTP(w, req)
 	})
-	if r.gath != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(r.gath, promhttp.HandlerOpts{}))
+}
+
+// bounded gives an answer a write deadline per chunk (chunkTimeout, never
+// past answerBudget from the start): a client that stops reading is cut
+// off, whatever the handler writes.
+func (r *Relay) bounded(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), end: time.Now().Add(answerBudget)}
+		dw.arm()
+		h(dw, req)
 	}
-	mux.HandleFunc("/", r.serveSite)
-	return mux
+}
+
+// longLived clears deadlines a previous request on the same keep-alive
+// connection may have left, before a handler that takes the connection
+// over for hours (a stream or the ingest socket) and sets its own.
+func longLived(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		h(w, req)
+	}
+}
+
+// deadlineWriter sets the connection's write deadline before each write:
+// writes are buffered, and whichever write reaches the socket runs under a
+// deadline set no longer than chunkTimeout before.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc  *http.ResponseController
+	end time.Time
+}
+
+func (d *deadlineWriter) arm() {
+	dl := time.Now().Add(chunkTimeout)
+	if dl.After(d.end) {
+		dl = d.end
+	}
+	_ = d.rc.SetWriteDeadline(dl)
+}
+
+func (d *deadlineWriter) WriteHeader(code int) {
+	d.arm()
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.arm()
+	return d.ResponseWriter.Write(b)
+}
+
+// Flush keeps http.Flusher for handlers that check for it.
+func (d *deadlineWriter) Flush() {
+	d.arm()
+	_ = d.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// answerWriters pools the answerBuffer-sized writers of feed and GeoJSON
+// answers.
+var answerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(io.Discard, answerBuffer) }}
+
+func answerWriter(w io.Writer) *bufio.Writer {
+	b := answerWriters.Get().(*bufio.Writer)
+	b.Reset(w)
+	return b
+}
+
+func putAnswerWriter(b *bufio.Writer) {
+	b.Reset(io.Discard) // do not keep the ResponseWriter alive
+	answerWriters.Put(b)
 }
 
 // originPolicy is the CORS allow list.
@@ -174,17 +306,23 @@ func (r *Relay) serveFeed(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	es, seq := r.recent(limit, false)
-	var b bytes.Buffer
+	apiHeaders(w, "application/json; charset=utf-8", seq)
+	// Streamed from the ring entries (shared, already encoded) through a
+	// small buffer, never built whole: 500 incidents of 16 KiB are 8 MiB
+	// per request, and anyone may ask.
+	b := answerWriter(w)
+	defer putAnswerWriter(b)
 	b.WriteByte('[')
 	for i, e := range es {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(e.json)
+		if _, err := b.Write(e.json); err != nil {
+			return // cut off (chunkTimeout) or gone
+		}
 	}
 	b.WriteString("]\n")
-	apiHeaders(w, "application/json; charset=utf-8", seq)
-	_, _ = w.Write(b.Bytes())
+	_ = b.Flush()
 }
 
 // serveGeoJSON answers /api/live-feed.geojson: an RFC 7946 FeatureCollection
@@ -192,7 +330,7 @@ func (r *Relay) serveFeed(w http.ResponseWriter, req *http.Request) {
 // the incident's fields as properties and the relay sequence as id.
 // Incidents without a location are left out.
 func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
-	limit, err := parseLimit(req, geojsonDefault, r.cfg.RingSize)
+	limit, err := parseLimit(req, min(geojsonDefault, r.cfg.RingSize), min(geojsonMax, r.cfg.RingSize))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -200,13 +338,15 @@ func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
 	es, seq := r.recent(limit, true)
 	apiHeaders(w, "application/geo+json", seq)
 	// Written through a small buffer straight to the client rather than
-	// built whole: up to the ring size of 16 KiB incidents would be
-	// 160 MiB per request, and anyone may ask.
-	b := bufio.NewWriterSize(w, 32<<10)
+	// built whole (see serveFeed).
+	b := answerWriter(w)
+	defer putAnswerWriter(b)
 	b.WriteString(`{"type":"FeatureCollection","features":[`)
 	for i, e := range es {
 		if i > 0 {
-			b.WriteByte(',')
+			if _, err := b.Write(comma); err != nil {
+				return // cut off (chunkTimeout) or gone
+			}
 		}
 		b.WriteString(`{"type":"Feature","id":`)
 		b.WriteString(strconv.FormatUint(e.seq, 10))
@@ -221,6 +361,8 @@ func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
 	b.WriteString("]}\n")
 	_ = b.Flush()
 }
+
+var comma = []byte{','}
 
 // serveStats answers /api/stats.
 func (r *Relay) serveStats(w http.ResponseWriter, _ *http.Request) {
@@ -291,16 +433,15 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	addr := clientAddr(req, r.cfg.ClientIPHeader)
-	switch r.limits.acquire(addr) {
-	case http.StatusServiceUnavailable:
-		r.m.refused.WithLabelValues("total").Inc()
-		w.Header().Set("Retry-After", retryFull)
-		http.Error(w, "relay is at its subscriber limit, retry later", http.StatusServiceUnavailable)
+	switch lim := r.limits.acquire(addr); lim {
+	case "":
+	case limitTotal:
+		r.m.refused.WithLabelValues(lim).Inc()
+		refuseStream(w, retryFull, "relay is at its subscriber limit, retry later", http.StatusServiceUnavailable)
 		return
-	case http.StatusTooManyRequests:
-		r.m.refused.WithLabelValues("per_addr").Inc()
-		w.Header().Set("Retry-After", retryPerAddr)
-		http.Error(w, "too many streams from your address, retry later", http.StatusTooManyRequests)
+	default:
+		r.m.refused.WithLabelValues(lim).Inc()
+		refuseStream(w, retryPerAddr, "too many streams from your address or network, retry later", http.StatusTooManyRequests)
 		return
 	}
 	onClose := func(reason hub.Reason) {
@@ -315,7 +456,7 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		// 4 KiB read and write buffers.
 		_ = brw
 		head := responseHead(h)
-		if tc, ok := conn.(*net.TCPConn); ok && r.cfg.SendBuffer > 0 {
+		if tc, ok := tcpConn(conn); ok && r.cfg.SendBuffer > 0 {
 			_ = tc.SetWriteBuffer(r.cfg.SendBuffer)
 		}
 		sink := hub.ConnSink(conn, r.writeTimeout())
@@ -326,6 +467,16 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.streamFallback(w, rc, req, resume, after, addr, onClose)
+}
+
+// refuseStream answers a stream request over a limit, under a write
+// deadline (longLived cleared it).
+func refuseStream(w http.ResponseWriter, retry, msg string, code int) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(chunkTimeout))
+	w.Header().Set("Retry-After", retry)
+	// The stream's content type was already set: the refusal is text.
+	w.Header().Del("X-Accel-Buffering")
+	http.Error(w, msg, code)
 }
 
 func (r *Relay) streamFallback(w http.ResponseWriter, rc *http.ResponseController, req *http.Request, resume bool, after uint64, addr netip.Addr, onClose func(hub.Reason)) {

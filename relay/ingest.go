@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/relay/token"
 )
 
 // ackTimeout bounds writing one ack: a sensor that does not read its acks
@@ -22,22 +26,29 @@ const ackTimeout = 10 * time.Second
 // after the upgrade so a bad one can be answered with close status 1008 and
 // a reason, as the protocol says. No CORS: coder/websocket refuses
 // cross-origin browser upgrades by default.
+//
+// The socket lives only as long as its token: when the token's line is
+// removed or changed, or the token file becomes unusable, the relay closes
+// it within a second (see onTokensChanged). Each token may hold at most
+// MaxIngestPerToken sockets at once.
 func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 	tok, hasTok := bearer(req.Header.Get("Authorization"))
-	var host Host
+	var entry token.Entry
 	ok := false
+	var ferr error
 	if r.tokens != nil && hasTok {
-		e, found, ferr := r.tokens.Lookup(tok)
-		if ferr != nil {
-			r.log.Warn("token file not reloaded; keeping the previous tokens", "err", ferr)
-		}
-		if found {
-			ok, host = true, Host{Name: e.Name, Target: e.Target}
-		}
+		entry, ok, ferr = r.tokens.Lookup(tok)
 	}
 	c, err := websocket.Accept(w, req, nil)
 	if err != nil {
 		return // Accept answered the request
+	}
+	if ferr != nil {
+		// Fail closed: no token is valid while the file is unusable.
+		// The reason is logged once, when the file went bad.
+		r.dm.ingestRefused.WithLabelValues("token_file").Inc()
+		_ = c.Close(websocket.StatusTryAgainLater, "ingest unavailable: the relay cannot read its token file")
+		return
 	}
 	if !ok {
 		r.m.ingestAuth.Inc()
@@ -51,14 +62,28 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 		_ = c.Close(websocket.StatusPolicyViolation, reason)
 		return
 	}
+	host := Host{Name: entry.Name, Target: entry.Target}
 	c.SetReadLimit(incident.MaxMessageBytes)
 	if !r.trackIngest(c) {
 		_ = c.Close(websocket.StatusGoingAway, "relay shutting down")
 		return
 	}
 	defer r.untrackIngest(c)
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	sc := &sensorConn{c: c, entry: entry, cancel: cancel}
+	if !r.sensors.add(sc) {
+		r.dm.ingestRefused.WithLabelValues("per_token").Inc()
+		_ = c.Close(websocket.StatusTryAgainLater, closeReason(fmt.Sprintf("host %s already has %d ingest connections, the most allowed", entry.Name, r.sensors.max)))
+		return
+	}
+	defer r.sensors.remove(sc)
+	// The token may have gone between the lookup and the registration.
+	if !r.tokens.Current(entry) {
+		r.revoke(sc)
+		return
+	}
 	r.log.Debug("sensor connected", "host", host.Name, "remote", req.RemoteAddr)
-	ctx := r.ctx
 	// Acks go out from their own goroutine after the history is fsynced,
 	// so the read loop publishes the next batch while the disk works and
 	// broadcasts never wait for fsync. At most ackWindow acks wait: a
@@ -101,7 +126,22 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 			_ = c.CloseNow()
 			return
 		}
+		if sc.revoked.Load() {
+			return // onTokensChanged is closing the socket with the reason
+		}
 		ack, err := r.publish(host, b.Incidents)
+		if errors.Is(err, ErrHistoryFull) {
+			// Not stored, not broadcast, not acknowledged: the sensor
+			// keeps the batch and sends it again later. The acks already
+			// queued go out first, then the reason for this batch.
+			drainAcks()
+			msg, _ := json.Marshal(incident.BatchError{Type: incident.TypeError, Batch: b.Batch, Error: oneLine(err.Error())})
+			wctx, wcancel := context.WithTimeout(ctx, ackTimeout)
+			_ = c.Write(wctx, websocket.MessageText, msg)
+			wcancel()
+			_ = c.Close(websocket.StatusTryAgainLater, closeReason(err.Error()))
+			return
+		}
 		if err != nil {
 			// Not stored: no ack. The sensor resends the batch after it
 			// reconnects; the acks already queued still go out first.
@@ -117,6 +157,148 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+}
+
+// tokenPoll is how often the token file is stat()ed besides fsnotify, so
+// a removed token's sockets close within a second even where inotify does
+// not work (some network and container file systems).
+const tokenPoll = 500 * time.Millisecond
+
+// sensorConn is one authenticated ingest socket.
+type sensorConn struct {
+	c       *websocket.Conn
+	entry   token.Entry
+	cancel  context.CancelFunc
+	revoked atomic.Bool
+}
+
+// sensorConns tracks the ingest sockets by token, for the per-token cap and
+// for revocation.
+type sensorConns struct {
+	max int // per token name; negative: no cap
+
+	mu     sync.Mutex
+	conns  map[*sensorConn]struct{}
+	byName map[string]int
+}
+
+func newSensorConns(max int) *sensorConns {
+	return &sensorConns{max: max, conns: map[*sensorConn]struct{}{}, byName: map[string]int{}}
+}
+
+func (s *sensorConns) add(sc *sensorConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.max >= 0 && s.byName[sc.entry.Name] >= s.max {
+		return false
+	}
+	s.conns[sc] = struct{}{}
+	s.byName[sc.entry.Name]++
+	return true
+}
+
+func (s *sensorConns) remove(sc *sensorConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[sc]; !ok {
+		return
+	}
+	delete(s.conns, sc)
+	if s.byName[sc.entry.Name]--; s.byName[sc.entry.Name] <= 0 {
+		delete(s.byName, sc.entry.Name)
+	}
+}
+
+func (s *sensorConns) all() []*sensorConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*sensorConn, 0, len(s.conns))
+	for sc := range s.conns {
+		out = append(out, sc)
+	}
+	return out
+}
+
+// watchTokens keeps the token file current until the relay shuts down.
+func (r *Relay) watchTokens() {
+	defer close(r.tokensDone)
+	_ = r.tokens.Watch(r.ctx, tokenPoll, r.onTokensChanged)
+}
+
+// onTokensChanged runs after every change of the token file: it logs a
+// file that became unusable (once) or usable again, and closes every
+// ingest socket whose token is no longer in the file.
+func (r *Relay) onTokensChanged() {
+	if err := r.tokens.Err(); err != nil {
+		r.dm.tokenFileOK.Set(0)
+		r.dm.tokenFileErrors.Inc()
+		r.log.Error("token file unusable: refusing all sensor ingest until it is fixed", "err", err)
+	} else {
+		r.dm.tokenFileOK.Set(1)
+		r.log.Info("token file loaded", "path", r.cfg.TokenFile)
+	}
+	for _, sc := range r.sensors.all() {
+		if !r.tokens.Current(sc.entry) {
+			go r.revoke(sc)
+		}
+	}
+}
+
+// revoke closes a socket whose token is gone: 1008 for a removed or
+// changed token, 1013 while the token file is unusable (the sensor should
+// try again; its token may come back).
+func (r *Relay) revoke(sc *sensorConn) {
+	if !sc.revoked.CompareAndSwap(false, true) {
+		return
+	}
+	r.dm.revoked.Inc()
+	code, reason := websocket.StatusPolicyViolation, "token revoked"
+	if r.tokens.Err() != nil {
+		code, reason = websocket.StatusTryAgainLater, "ingest unavailable: the relay cannot read its token file"
+	}
+	r.log.Info("closing a sensor connection", "host", sc.entry.Name, "reason", reason)
+	// The close frame goes out at once; the handshake may then wait for
+	// the sensor, so the read loop is ended by the cancel after it.
+	_ = sc.c.Close(code, reason)
+	sc.cancel()
+}
+
+// dataMetrics are the series of the data side: what the relay refuses to
+// store and why. All prefixed attackmap_relay_.
+type dataMetrics struct {
+	timeRejected    *prometheus.CounterVec
+	historyFull     *prometheus.CounterVec
+	ingestRefused   *prometheus.CounterVec
+	revoked         prometheus.Counter
+	tokenFileOK     prometheus.Gauge
+	tokenFileErrors prometheus.Counter
+}
+
+func newDataMetrics(reg prometheus.Registerer) *dataMetrics {
+	opts := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay", Name: name, Help: help}
+	}
+	m := &dataMetrics{
+		timeRejected: prometheus.NewCounterVec(opts("incidents_bad_time_total",
+			"Incidents rejected for their times, by sensor host and reason (ahead: more than 5 minutes ahead of the relay's clock, the sensor's clock is wrong; too_old: older than the history retention)."),
+			[]string{"host", "reason"}),
+		historyFull: prometheus.NewCounterVec(opts("batches_history_full_total",
+			"Ingest batches refused (not acknowledged; the sensor sends them again later) because the day's history budget is spent, by host and limit (per_token, total)."),
+			[]string{"host", "limit"}),
+		ingestRefused: prometheus.NewCounterVec(opts("ingest_refused_total",
+			"Ingest connections refused with a valid-looking token, by reason (token_file: the token file is missing, unreadable or malformed; per_token: the token already has its most connections)."),
+			[]string{"reason"}),
+		revoked: prometheus.NewCounter(opts("ingest_revoked_total",
+			"Ingest connections closed because their token was removed or changed, or the token file became unusable.")),
+		tokenFileOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "attackmap", Subsystem: "relay", Name: "token_file_ok",
+			Help: "1 while the token file is readable and well formed, 0 while it is not and all ingest is refused."}),
+		tokenFileErrors: prometheus.NewCounter(opts("token_file_errors_total",
+			"Times the token file became missing, unreadable or malformed.")),
+	}
+	for _, c := range []prometheus.Collector{m.timeRejected, m.historyFull, m.ingestRefused, m.revoked, m.tokenFileOK, m.tokenFileErrors} {
+		_ = reg.Register(c) // see metrics.register
+	}
+	return m
 }
 
 // ackWindow is how many acks may wait for fsync and the socket per

@@ -2,56 +2,83 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// subLimits counts SSE subscribers in total and per client address.
+// Refusal labels, also the "limit" label of the refusal metrics.
+const (
+	limitTotal   = "total"
+	limitPerAddr = "per_addr"
+	limitPerNet  = "per_net"
+)
+
+// subLimits counts SSE subscribers in total, per client address (IPv6 per
+// /64) and per network (IPv4 /24, IPv6 /48). The network cap exists because
+// one customer of a hosting provider or one home connection routinely
+// holds a whole IPv6 /48 or /56, that is thousands of /64s: without it the
+// global cap could be filled from a single site.
 type subLimits struct {
-	max, perAddr int
+	max, perAddr, perNet int
 
 	mu     sync.Mutex
 	total  int
 	byAddr map[netip.Addr]int
+	byNet  map[netip.Addr]int
 }
 
-func newSubLimits(max, perAddr int) *subLimits {
-	return &subLimits{max: max, perAddr: perAddr, byAddr: map[netip.Addr]int{}}
+func newSubLimits(max, perAddr, perNet int) *subLimits {
+	return &subLimits{max: max, perAddr: perAddr, perNet: perNet,
+		byAddr: map[netip.Addr]int{}, byNet: map[netip.Addr]int{}}
 }
 
-// acquire reserves a slot for addr. It returns 0 on success, or the HTTP
-// status to answer: 503 when the relay is full, 429 when addr holds its
-// share.
-func (l *subLimits) acquire(addr netip.Addr) int {
+// acquire reserves a slot for addr (a key from clientAddr). It returns ""
+// on success, or the limit that refused it: limitTotal (answer 503),
+// limitPerAddr or limitPerNet (answer 429).
+func (l *subLimits) acquire(addr netip.Addr) string {
+	n := netKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.max > 0 && l.total >= l.max {
-		return http.StatusServiceUnavailable
-	}
-	if l.perAddr > 0 && l.byAddr[addr] >= l.perAddr {
-		return http.StatusTooManyRequests
+	switch {
+	case l.max > 0 && l.total >= l.max:
+		return limitTotal
+	case l.perAddr > 0 && l.byAddr[addr] >= l.perAddr:
+		return limitPerAddr
+	case l.perNet > 0 && l.byNet[n] >= l.perNet:
+		return limitPerNet
 	}
 	l.total++
 	l.byAddr[addr]++
-	return 0
+	l.byNet[n]++
+	return ""
 }
 
 func (l *subLimits) release(addr netip.Addr) {
+	n := netKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
-	if n := l.byAddr[addr] - 1; n > 0 {
-		l.byAddr[addr] = n
+	decr(l.byAddr, addr)
+	decr(l.byNet, n)
+}
+
+func decr(m map[netip.Addr]int, k netip.Addr) {
+	if n := m[k] - 1; n > 0 {
+		m[k] = n
 	} else {
-		delete(l.byAddr, addr)
+		delete(m, k)
 	}
 }
 
-// clientAddr returns the address the per-address limit counts: the
+// clientAddr returns the address the per-address limits count: the
 // connection's peer, or the last address of the configured proxy header.
 // IPv6 addresses are grouped by /64, the block one host usually holds.
 func clientAddr(r *http.Request, header string) netip.Addr {
@@ -64,18 +91,204 @@ func clientAddr(r *http.Request, header string) netip.Addr {
 		}
 	}
 	if !a.IsValid() {
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			a = ap.Addr()
-		} else if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			a, _ = netip.ParseAddr(h)
-		}
+		a = parseHostAddr(r.RemoteAddr)
 	}
+	return addrKey(a)
+}
+
+func parseHostAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr()
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		a, _ := netip.ParseAddr(h)
+		return a
+	}
+	return netip.Addr{}
+}
+
+// addrKey is what the per-address caps count: an IPv4 address as is, an
+// IPv6 address by its /64.
+func addrKey(a netip.Addr) netip.Addr {
 	a = a.Unmap().WithZone("")
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		a = p.Addr()
 	}
 	return a
+}
+
+// netKey is what the per-network cap counts: IPv4 /24, IPv6 /48 (the
+// usual assignment to one site).
+func netKey(a netip.Addr) netip.Addr {
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return a // the invalid address: one bucket
+	}
+	return p.Addr()
+}
+
+// connLimits counts open connections (or, behind a proxy, requests in
+// progress) in total and per client address.
+type connLimits struct {
+	max, perAddr int
+
+	mu     sync.Mutex
+	total  int
+	byAddr map[netip.Addr]int
+}
+
+func newConnLimits(max, perAddr int) *connLimits {
+	return &connLimits{max: max, perAddr: perAddr, byAddr: map[netip.Addr]int{}}
+}
+
+// acquire counts one connection from addr; it returns "" or the limit
+// that refused it.
+func (l *connLimits) acquire(addr netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.total >= l.max {
+		return limitTotal
+	}
+	// The invalid address (no per-address counting: behind a proxy, or
+	// a peer that is not IP) is only counted in the total.
+	if l.perAddr > 0 && addr.IsValid() && l.byAddr[addr] >= l.perAddr {
+		return limitPerAddr
+	}
+	l.total++
+	l.byAddr[addr]++
+	return ""
+}
+
+func (l *connLimits) release(addr netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	decr(l.byAddr, addr)
+}
+
+// open returns the number of connections counted.
+func (l *connLimits) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+// limitListener counts every accepted connection from accept to close,
+// whether it completes a request, idles, is hijacked for a stream or is
+// upgraded to a WebSocket, and closes connections over the caps at once.
+// Counting here rather than per request is what stops a client that opens
+// connections and never finishes a request head, or trickles a body.
+type limitListener struct {
+	net.Listener
+	limits *connLimits
+	// perAddr is false behind a trusted proxy: every connection then
+	// comes from the proxy, and the per-address cap is applied to
+	// requests by their forwarded address instead (see Relay.limitRequests).
+	perAddr bool
+	refused func(limit string)
+}
+
+func (ln *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := netip.Addr{}
+		if ln.perAddr {
+			key = addrKey(parseHostAddr(c.RemoteAddr().String()))
+		}
+		if lim := ln.limits.acquire(key); lim != "" {
+			refuseConn(c, lim)
+			if ln.refused != nil {
+				ln.refused(lim)
+			}
+			continue
+		}
+		return &trackedConn{Conn: c, limits: ln.limits, key: key}, nil
+	}
+}
+
+// refuseConn answers a connection over a cap with a complete HTTP response
+// and closes it. The response is a few hundred bytes written to a new
+// socket whose send buffer is empty, so it does not block; the 50 ms write
+// deadline is only a guard, because the accept loop must never wait on a
+// client. A client whose request already arrived may see a reset instead of
+// the answer; either way the relay holds nothing for it. Retry-After as for
+// streams (see http.go).
+func refuseConn(c net.Conn, limit string) {
+	_ = c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	_, _ = c.Write(refusal(limit))
+	_ = c.Close()
+}
+
+func refusal(limit string) []byte {
+	code, text, retry := "429 Too Many Requests", "too many connections from your address, retry later\n", retryPerAddr
+	if limit == limitTotal {
+		code, text, retry = "503 Service Unavailable", "relay is at its connection limit, retry later\n", retryFull
+	}
+	return []byte("HTTP/1.1 " + code + "\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: " + retry +
+		"\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(text)) + "\r\n\r\n" + text)
+}
+
+// trackedConn releases its count when closed. A connection closed after a
+// write ran into its deadline (a client that stopped reading) is reset
+// rather than closed gracefully: a graceful close would leave the unsent
+// bytes in the kernel, retried for minutes, and a few dozen such clients
+// pin hundreds of megabytes of socket buffers.
+type trackedConn struct {
+	net.Conn
+	limits   *connLimits
+	key      netip.Addr
+	timedOut atomic.Bool
+	once     sync.Once
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	if c.timedOut.Load() {
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+	}
+	err := c.Conn.Close()
+	c.once.Do(func() { c.limits.release(c.key) })
+	return err
+}
+
+// CloseWrite lets net/http half-close before a graceful close, as it does
+// on a bare TCP connection.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// UnwrapConn gives the hub the socket itself, to write SSE frames on it
+// without a goroutine (see hub.ConnSink); closing still goes through
+// trackedConn.
+func (c *trackedConn) UnwrapConn() net.Conn { return c.Conn }
+
+// tcpConn returns the TCP socket under c, if any.
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	if t, ok := c.(*trackedConn); ok {
+		c = t.Conn
+	}
+	tc, ok := c.(*net.TCPConn)
+	return tc, ok
 }
 
 // rateLimits is a token bucket per sensor token (by name): rate incidents

@@ -17,6 +17,9 @@ type metrics struct {
 	ingestBad   *prometheus.CounterVec
 	histErrors  prometheus.Counter
 	fanout      prometheus.Histogram
+	connRefused *prometheus.CounterVec
+	bodies      prometheus.Counter
+	resets      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "subscriber_disconnects_total", Help: "SSE subscribers removed, by reason: slow (cut off: could not keep up), error (went away), shutdown, closed."},
 			[]string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay",
-			Name: "subscribers_refused_total", Help: "SSE requests refused by the subscriber limits, by limit (total: 503, per_addr: 429)."},
+			Name: "subscribers_refused_total", Help: "SSE requests refused by the subscriber limits, by limit (total: 503, per_addr and per_net: 429)."},
 			[]string{"limit"}),
 		ingestAuth: c("ingest_auth_failures_total", "Ingest connections closed for a missing or bad token."),
 		ingestBad: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay",
@@ -42,6 +45,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "attackmap", Subsystem: "relay", Name: "fanout_seconds",
 			Help:    "Time from an incident entering the hub until a writer handed it to all its subscribers' sockets (one observation per incident and writer).",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .15, .2, .3, .5, 1, 2, 5}}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay",
+			Name: "connections_refused_total", Help: "Connections (or, behind a proxy, requests) closed at once by the connection limits, by limit (total: 503, per_addr: 429)."},
+			[]string{"limit"}),
+		bodies: c("request_bodies_refused_total", "Requests refused with 413 because they carried a body (no endpoint takes one)."),
+		resets: c("stream_resets_total", "Streams whose resume point was too old: sent \"event: reset\" and the recent window."),
 	}
 	return m
 }
@@ -52,6 +60,8 @@ func (m *metrics) register(reg prometheus.Registerer, r *Relay) {
 		return prometheus.GaugeOpts{Namespace: "attackmap", Subsystem: "relay", Name: name, Help: help}
 	}
 	cs := []prometheus.Collector{m.in, m.duplicates, m.rejected, m.sent, m.disconnects, m.refused, m.ingestAuth, m.ingestBad, m.histErrors, m.fanout,
+		m.connRefused, m.bodies, m.resets,
+		prometheus.NewGaugeFunc(opts("connections", "Open connections counted by the connection limits (API, streams, ingest, unfinished requests)."), func() float64 { return float64(r.conns.open()) }),
 		prometheus.NewGaugeFunc(opts("subscribers", "Connected SSE subscribers."), func() float64 { return float64(r.hub.Len()) }),
 		prometheus.NewGaugeFunc(opts("ingest_connections", "Open sensor ingest sockets."), func() float64 {
 			r.mu.Lock()

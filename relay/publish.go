@@ -2,7 +2,9 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/relay/hub"
@@ -26,6 +28,12 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (incident.Ack, error)
 		p, err := r.prepare(raw, &host, false)
 		if err != nil {
 			ack.Rejected = append(ack.Rejected, incident.Rejection{Index: i, Error: oneLine(err.Error())})
+			switch {
+			case errors.Is(err, incident.ErrClockAhead):
+				r.dm.timeRejected.WithLabelValues(host.Name, "ahead").Inc()
+			case errors.Is(err, incident.ErrTooOld):
+				r.dm.timeRejected.WithLabelValues(host.Name, "too_old").Inc()
+			}
 			continue
 		}
 		preps = append(preps, p)
@@ -41,6 +49,12 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (incident.Ack, error)
 	dups := 0
 	var written []*entry // entries whose history lines this batch writes
 	s.mu.Lock()
+	if s.hist != nil {
+		if err := r.reserveHistory(host.Name, preps, now); err != nil {
+			s.mu.Unlock()
+			return incident.Ack{}, err
+		}
+	}
 	for i := range preps {
 		p := &preps[i]
 		ack.Accepted++
@@ -65,6 +79,13 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (incident.Ack, error)
 		}
 	}
 	herr := s.appendHistory(lines)
+	if herr == nil && s.hist != nil {
+		var n int64
+		for _, l := range lines {
+			n += int64(len(l)) + 1
+		}
+		s.quota.add(host.Name, n, now)
+	}
 	for _, e := range written {
 		e.unsaved = herr != nil
 	}
@@ -80,6 +101,37 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (incident.Ack, error)
 		return ack, fmt.Errorf("relay: storing the batch: %w", herr)
 	}
 	return ack, nil
+}
+
+// reserveHistory checks that the history lines of preps fit the day's
+// budget. It counts what the batch would write at most (exact repeats
+// write nothing, unless their first copy was never stored). Called with
+// r.store.mu held. Over the budget it counts, logs (once a minute per
+// host) and returns an ErrHistoryFull error.
+func (r *Relay) reserveHistory(host string, preps []prepared, now time.Time) error {
+	s := r.store
+	var need int64
+	for i := range preps {
+		p := &preps[i]
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !p.in.Supersedes(&old.key) && !old.unsaved {
+			continue
+		}
+		need += int64(len(p.json)) + historyOverhead
+	}
+	err := s.quota.check(host, need, now)
+	if err == nil {
+		return nil
+	}
+	limit := "per_token"
+	if s.quota.perHost <= 0 || s.quota.used[host]+need <= s.quota.perHost {
+		limit = "total"
+	}
+	r.dm.historyFull.WithLabelValues(host, limit).Inc()
+	if s.quota.shouldLog(host, now) {
+		r.log.Warn("history budget spent: refusing batches (not acknowledged; the sensor sends them again later)",
+			"host", host, "limit", limit, "err", err)
+	}
+	return err
 }
 
 // syncHistory fsyncs the history. A failure is counted and logged: the

@@ -28,6 +28,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/relay/hub"
@@ -71,8 +72,10 @@ type Config struct {
 	// incident at info level. nil discards.
 	Logger *slog.Logger
 	// Registry receives the relay's metrics. nil creates a private registry
-	// (with Go and process collectors) served at /metrics; a registry that
-	// also implements prometheus.Gatherer is served at /metrics too.
+	// (with Go and process collectors); it, or a Registry that also
+	// implements prometheus.Gatherer, is served by MetricsHandler and
+	// ServeMetrics, never on the public handler (it tells anyone the open
+	// descriptors, the Go version and whether sensors are connected).
 	Registry prometheus.Registerer
 
 	// MaxSubscribers caps SSE streams in total; over it the relay answers
@@ -84,6 +87,32 @@ type Config struct {
 	// Default 32: a household or office behind one NAT with many tabs
 	// open, but not one script holding thousands. Negative means no cap.
 	MaxSubscribersPerAddr int
+	// MaxSubscribersPerNet caps SSE streams per network: IPv4 /24, IPv6
+	// /48 (what one site is usually given); over it the relay answers
+	// 429. Default 256 (eight full addresses): without it the global cap
+	// could be filled from one IPv6 /48, which holds 65,536 /64s. Negative
+	// means no cap.
+	MaxSubscribersPerNet int
+	// MaxConns caps open connections of every kind (API, streams, ingest,
+	// half-sent requests), counted from accept to close; a connection over
+	// it is answered 503 and closed at once. Default: the open file limit
+	// (RLIMIT_NOFILE) minus 128 descriptors kept for the history, the
+	// token file and the process (half the limit when it is 256 or less),
+	// so the relay never runs out of descriptors. Negative means no cap.
+	MaxConns int
+	// MaxConnsPerAddr caps open connections per client address (IPv6
+	// per /64); over it a connection is answered 429 and closed at once.
+	// Behind ClientIPHeader it caps requests in progress per forwarded
+	// address instead (every connection comes from the proxy). Default
+	// 64: the 32 streams of MaxSubscribersPerAddr plus a few browsers'
+	// worth of API and asset connections. Keep it above
+	// MaxSubscribersPerAddr. Negative means no cap.
+	MaxConnsPerAddr int
+	// ResumeWindow is the most incidents replayed to a stream resuming from
+	// Last-Event-ID; an older resume point gets an "event: reset" and the
+	// newest ResumeWindow incidents (see hub.ResetFrame). Default 500, the
+	// most /api/live-feed returns.
+	ResumeWindow int
 	// ClientIPHeader names a header set by a trusted reverse proxy
 	// ("X-Forwarded-For", "X-Real-IP") to take the client address from, for
 	// the per-address cap; the last address in it is used. Empty uses the
@@ -98,6 +127,26 @@ type Config struct {
 	// batch (100).
 	IngestRate  float64
 	IngestBurst int
+	// MaxIngestPerToken caps the ingest sockets one sensor token holds at
+	// once; a further one is closed with 1013 (try again later). Default
+	// 4: a sensor uses one, and a restart may briefly overlap its old
+	// socket; more is a leaked token or a loop. Negative means no cap.
+	MaxIngestPerToken int
+	// HistoryCapPerToken and HistoryCapTotal are the history's daily
+	// budget in bytes (per UTC day, the history file's day), per sensor
+	// token and for all of them. A batch that would go over is refused
+	// whole: not stored, not broadcast, not acknowledged, so the sensor
+	// keeps it and sends it again later (it gets a {"type":"error"}
+	// message and a 1013 close with the reason); never dropped in silence.
+	// Defaults 256 MiB and 1.5 GiB: with 7 days' retention at most 8 files
+	// exist (today and 7 before), 12 GiB in the worst case, which leaves
+	// room on a 20 GB VPS for the system and logs; 256 MiB a day is some
+	// 200,000 typical incidents (1.3 KiB) or 18,000 of the largest, far
+	// more than a real host raises, so only a broken or hostile sensor
+	// meets it, and six of those still leave room for the rest. Negative
+	// means no cap.
+	HistoryCapPerToken int64
+	HistoryCapTotal    int64
 
 	// SubscriberQueue, WriteTimeout and Heartbeat tune the SSE fan-out; see
 	// hub.Options (defaults 1,024 frames, 5 s, 15 s).
@@ -120,8 +169,14 @@ const (
 	DefaultRetentionDays         = 7
 	DefaultMaxSubscribers        = 20000
 	DefaultMaxSubscribersPerAddr = 32
+	DefaultMaxSubscribersPerNet  = 256
+	DefaultMaxConnsPerAddr       = 64
+	DefaultResumeWindow          = 500
 	DefaultIngestRate            = 100
 	DefaultIngestBurst           = 1000
+	DefaultMaxIngestPerToken     = 4
+	DefaultHistoryCapPerToken    = 256 << 20
+	DefaultHistoryCapTotal       = 1536 << 20
 )
 
 // retryMillis is the SSE retry: line: browsers reconnect 2 s after a drop,
@@ -152,7 +207,13 @@ type Relay struct {
 	gath  prometheus.Gatherer
 
 	limits *subLimits
+	conns  *connLimits // per connection, counted by the listener
+	reqs   *connLimits // per request in progress, behind a proxy
 	rates  *rateLimits
+
+	dm         *dataMetrics
+	sensors    *sensorConns  // authenticated ingest sockets by token
+	tokensDone chan struct{} // closed when the token watcher stopped
 
 	ctx    context.Context // canceled at shutdown: ends ingest loops
 	cancel context.CancelFunc
@@ -181,6 +242,18 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.MaxSubscribersPerAddr == 0 {
 		cfg.MaxSubscribersPerAddr = DefaultMaxSubscribersPerAddr
 	}
+	if cfg.MaxSubscribersPerNet == 0 {
+		cfg.MaxSubscribersPerNet = DefaultMaxSubscribersPerNet
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = defaultMaxConns()
+	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
 	if cfg.IngestRate == 0 {
 		cfg.IngestRate = DefaultIngestRate
 	}
@@ -189,6 +262,15 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.IngestBurst < incident.MaxBatchIncidents {
 		cfg.IngestBurst = incident.MaxBatchIncidents
+	}
+	if cfg.MaxIngestPerToken == 0 {
+		cfg.MaxIngestPerToken = DefaultMaxIngestPerToken
+	}
+	if cfg.HistoryCapPerToken == 0 {
+		cfg.HistoryCapPerToken = DefaultHistoryCapPerToken
+	}
+	if cfg.HistoryCapTotal == 0 {
+		cfg.HistoryCapTotal = DefaultHistoryCapTotal
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -202,13 +284,16 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{
-		cfg:    cfg,
-		log:    log,
-		now:    cfg.Now,
-		origin: origin,
-		ingest: map[*websocket.Conn]struct{}{},
-		limits: newSubLimits(cfg.MaxSubscribers, cfg.MaxSubscribersPerAddr),
-		rates:  newRateLimits(cfg.IngestRate, cfg.IngestBurst, cfg.Now),
+		cfg:     cfg,
+		log:     log,
+		now:     cfg.Now,
+		origin:  origin,
+		ingest:  map[*websocket.Conn]struct{}{},
+		limits:  newSubLimits(cfg.MaxSubscribers, cfg.MaxSubscribersPerAddr, cfg.MaxSubscribersPerNet),
+		conns:   newConnLimits(cfg.MaxConns, cfg.MaxConnsPerAddr),
+		reqs:    newConnLimits(-1, cfg.MaxConnsPerAddr),
+		rates:   newRateLimits(cfg.IngestRate, cfg.IngestBurst, cfg.Now),
+		sensors: newSensorConns(cfg.MaxIngestPerToken),
 	}
 	if cfg.TokenFile != "" {
 		if r.tokens, err = token.Open(cfg.TokenFile); err != nil {
@@ -229,6 +314,10 @@ func New(cfg Config) (*Relay, error) {
 		r.gath = g
 	}
 	r.m = newMetrics(reg)
+	r.dm = newDataMetrics(reg)
+	if r.tokens != nil {
+		r.dm.tokenFileOK.Set(1)
+	}
 	r.stats = newStats()
 	r.hub = hub.New(hub.Options{
 		RingSize:          cfg.RingSize,
@@ -238,6 +327,8 @@ func New(cfg Config) (*Relay, error) {
 		HeartbeatInterval: cfg.Heartbeat,
 		OnSent:            func(n int) { r.m.sent.Add(float64(n)) },
 		OnFanout:          func(d time.Duration) { r.m.fanout.Observe(d.Seconds()) },
+		ResumeWindow:      cfg.ResumeWindow,
+		OnReset:           func() { r.m.resets.Inc() },
 	})
 	r.streamsUp = true
 	if err := r.openHistory(); err != nil {
@@ -246,6 +337,10 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.m.register(reg, r)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if r.tokens != nil {
+		r.tokensDone = make(chan struct{})
+		go r.watchTokens()
+	}
 	r.handler = r.routes()
 	return r, nil
 }
@@ -258,9 +353,46 @@ func (r *Relay) Handler() http.Handler { return r.handler }
 // sockets with 1001 and ends the SSE streams. It does not close the history;
 // call Close after Serve returns. Serve returns nil after a shutdown caused
 // by ctx.
+//
+// Every connection is counted against MaxConns and MaxConnsPerAddr from
+// accept to close. Plain requests get a write deadline per chunk and a
+// budget for the whole answer (see http.go); streams and ingest sockets
+// have their own.
 func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
+	ln = &limitListener{
+		Listener: ln,
+		limits:   r.conns,
+		perAddr:  r.cfg.ClientIPHeader == "",
+		refused:  func(limit string) { r.m.connRefused.WithLabelValues(limit).Inc() },
+	}
+	return r.serve(ctx, ln, r.handler, "relay")
+}
+
+// MetricsHandler returns the Prometheus endpoint, or nil when the
+// configured Registry cannot be gathered. Serve it only where the public
+// cannot reach it (ServeMetrics on a loopback address).
+func (r *Relay) MetricsHandler() http.Handler {
+	if r.gath == nil {
+		return nil
+	}
+	return promhttp.HandlerFor(r.gath, promhttp.HandlerOpts{})
+}
+
+// ServeMetrics answers GET /metrics (and /healthz) on ln until ctx ends.
+// It is meant for a private address (the relay's --metrics-listen,
+// loopback by default).
+func (r *Relay) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	if h := r.MetricsHandler(); h != nil {
+		mux.Handle("GET /metrics", h)
+	}
+	mux.HandleFunc("GET /healthz", serveHealth)
+	return r.serve(ctx, ln, r.bounded(mux.ServeHTTP), "metrics")
+}
+
+func (r *Relay) serve(ctx context.Context, ln net.Listener, h http.Handler, what string) error {
 	srv := &http.Server{
-		Handler: r.handler,
+		Handler: h,
 		// A client gets 10 s to send its request head: long enough for
 		// any real network, short enough that slow-header (slowloris)
 		// connections do not pile up. There is no server-wide write
@@ -268,7 +400,9 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 		// deadline in the hub.
 		ReadHeaderTimeout: 10 * time.Second,
 		// Idle keep-alive connections between API polls are closed after
-		// 60 s so idle browsers do not hold sockets for ever.
+		// 60 s so idle browsers do not hold sockets for ever. (No
+		// ReadTimeout either: it would also cut the hijacked streams and
+		// ingest sockets; request bodies are refused instead, see guard.)
 		IdleTimeout: 60 * time.Second,
 		// Request heads are small (a GET with a few headers); 16 KiB
 		// leaves room for cookies of a shared domain.
@@ -279,18 +413,22 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		r.shutdownStreams()
-		return fmt.Errorf("relay: serving: %w", err)
+		if what == "relay" {
+			r.shutdownStreams()
+		}
+		return fmt.Errorf("relay: serving %s: %w", what, err)
 	case <-ctx.Done():
 	}
-	r.log.Info("relay shutting down")
+	r.log.Info(what + " shutting down")
 	// Five seconds for in-flight API requests to finish; streams and
 	// ingest sockets are hijacked connections that Shutdown does not wait
 	// for, they are closed right after.
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	r.shutdownStreams()
+	if what == "relay" {
+		r.shutdownStreams()
+	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("relay: shutting down: %w", err)
 	}
@@ -326,6 +464,9 @@ func (r *Relay) shutdownStreams() {
 // and closes the history.
 func (r *Relay) Close() error {
 	r.shutdownStreams()
+	if r.tokensDone != nil {
+		<-r.tokensDone
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

@@ -3,6 +3,7 @@ package relay
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,13 @@ import (
 // its first copy, at its ts (clamped to now: a sensor clock ahead of ours
 // does not push counts into the future). The 1 h and 24 h windows are exact
 // to the minute.
+//
+// Every key is bounded, whatever sensors send, so /api/stats stays a few
+// KiB (under 64 KiB in the worst case) and its memory stays fixed: a source
+// is a known detector name (incident.KnownSource) or "other"; a geo source
+// likewise; a severity is one of five (validated); a country is an ISO
+// alpha-2 code (validated, so at most 676), at most maxCountries per bucket
+// and per answer window with the rest under "other".
 type stats struct {
 	mu   sync.Mutex
 	secs [60]bucket
@@ -34,19 +42,73 @@ type counts struct {
 	geoSource map[string]int
 }
 
+// maxCountries caps the country keys of one bucket and of one window of
+// the answer. ISO 3166 has 249 codes, so real traffic never reaches it;
+// a sensor sending all 676 two-letter codes gets the rest counted as
+// "other". Worst case memory: 1,500 buckets x 256 keys, about 20 MB.
+const maxCountries = 256
+
 func (c *counts) add(in *incident.Incident) {
 	if c.source == nil {
 		c.source, c.severity, c.country, c.geoSource = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	c.total++
-	c.source[in.Source]++
+	src := in.Source
+	if !incident.KnownSource(src) {
+		src = incident.Other
+	}
+	c.source[src]++
 	c.severity[string(in.Severity)]++
-	if in.Country != "" {
-		c.country[in.Country]++
+	if k := in.Country; k != "" {
+		if _, ok := c.country[k]; !ok && len(c.country) >= maxCountries {
+			k = incident.Other
+		}
+		c.country[k]++
 	}
-	if in.GeoSource != "" {
-		c.geoSource[in.GeoSource]++
+	if k := in.GeoSource; k != "" {
+		if !incident.KnownGeoSource(k) {
+			k = incident.Other
+		}
+		c.geoSource[k]++
 	}
+}
+
+// capKeys folds the smallest counts of m into "other" until it has at
+// most n keys (ties broken by name, so the answer is stable).
+func capKeys(m map[string]int, n int) map[string]int {
+	if len(m) <= n {
+		return m
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if a == incident.Other || b == incident.Other {
+			return cmpBool(b == incident.Other, a == incident.Other)
+		}
+		if m[a] != m[b] {
+			return m[b] - m[a]
+		}
+		return strings.Compare(a, b)
+	})
+	out := make(map[string]int, n)
+	for i, k := range keys {
+		if i < n-1 && k != incident.Other {
+			out[k] = m[k]
+		} else {
+			out[incident.Other] += m[k]
+		}
+	}
+	return out
+}
+
+// cmpBool orders true before false.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
 }
 
 func (c *counts) merge(o *counts) {
@@ -131,16 +193,19 @@ func (s *stats) snapshot(now time.Time) Stats {
 	}
 	s.mu.Unlock()
 	win := func(c *counts) WindowStats {
-		w := WindowStats{Total: c.total, BySource: c.source, BySeverity: c.severity, ByCountry: c.country}
+		w := WindowStats{Total: c.total, BySource: c.source, BySeverity: c.severity, ByCountry: capKeys(c.country, maxCountries)}
 		if w.BySource == nil {
 			w.BySource, w.BySeverity, w.ByCountry = map[string]int{}, map[string]int{}, map[string]int{}
 		}
 		return w
 	}
 	geo := []string{}
-	if d1.geoSource != nil {
-		geo = slices.Sorted(maps.Keys(d1.geoSource))
+	for k := range d1.geoSource {
+		if k != incident.Other {
+			geo = append(geo, k)
+		}
 	}
+	slices.Sort(geo)
 	return Stats{
 		GeneratedAt: now.UTC(),
 		Windows:     map[string]WindowStats{"1m": win(&m1), "1h": win(&h1), "24h": win(&d1)},

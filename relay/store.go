@@ -67,7 +67,75 @@ type store struct {
 	dir  string
 	hist *journal.Writer // nil without a data directory
 	log  *slog.Logger
+
+	quota quota
 }
+
+// quota is the history's daily byte budget: per token (host) and in all,
+// for the current UTC day (the history file's day).
+type quota struct {
+	perHost, total int64 // caps; 0 or less: none
+	day            string
+	used           map[string]int64
+	usedAll        int64
+	logged         map[string]time.Time // last log line per host
+}
+
+// historyOverhead bounds what a history line adds around the incident:
+// {"seq":<20 digits>,"at":"<RFC 3339 nano>","incident":...} and '\n'.
+const historyOverhead = 96
+
+// quotaLogEvery spaces the log lines about one host's full budget: one a
+// minute says a sensor is over its budget without one line per batch.
+const quotaLogEvery = time.Minute
+
+// ErrHistoryFull is returned for a batch that the daily history budget
+// (Config.HistoryCapPerToken, HistoryCapTotal) has no room for. Nothing of
+// it was stored or broadcast; the sensor keeps it and sends it again
+// later (the budget renews at midnight UTC).
+var ErrHistoryFull = errors.New("history full")
+
+// roll starts a new day's budget when the UTC day changed.
+func (q *quota) roll(now time.Time) {
+	if d := now.UTC().Format(time.DateOnly); d != q.day {
+		q.day, q.used, q.usedAll = d, map[string]int64{}, 0
+	}
+}
+
+// check reports whether n more bytes from host fit today's budget, and
+// which cap they exceed if not.
+func (q *quota) check(host string, n int64, now time.Time) error {
+	q.roll(now)
+	switch {
+	case q.perHost > 0 && q.used[host]+n > q.perHost:
+		return fmt.Errorf("%w: host %s stored %s of its %s daily history budget; the batch needs %s more; send it again after midnight UTC or raise --history-cap-per-token",
+			ErrHistoryFull, host, mib(q.used[host]), mib(q.perHost), mib(n))
+	case q.total > 0 && q.usedAll+n > q.total:
+		return fmt.Errorf("%w: the relay stored %s of its %s daily history budget; the batch needs %s more; send it again after midnight UTC or raise --history-cap",
+			ErrHistoryFull, mib(q.usedAll), mib(q.total), mib(n))
+	}
+	return nil
+}
+
+func (q *quota) add(host string, n int64, now time.Time) {
+	q.roll(now)
+	q.used[host] += n
+	q.usedAll += n
+}
+
+// shouldLog reports whether a full budget for host is worth a log line.
+func (q *quota) shouldLog(host string, now time.Time) bool {
+	if q.logged == nil {
+		q.logged = map[string]time.Time{}
+	}
+	if t, ok := q.logged[host]; ok && now.Sub(t) < quotaLogEvery {
+		return false
+	}
+	q.logged[host] = now
+	return true
+}
+
+func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
 
 const (
 	historyPrefix = "history"
@@ -127,6 +195,8 @@ func (s *store) recent(limit int, withLoc bool) []*entry {
 // ring, the stats and the hub, then opens today's file for appending.
 func (r *Relay) openHistory() error {
 	s := &store{ring: make([]*entry, r.cfg.RingSize), byID: map[string]*entry{}, dir: r.cfg.DataDir, log: r.log}
+	s.quota = quota{perHost: r.cfg.HistoryCapPerToken, total: r.cfg.HistoryCapTotal}
+	s.quota.roll(r.now())
 	r.store = s
 	if s.dir == "" {
 		return nil
@@ -254,6 +324,10 @@ func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64)
 	}
 	defer f.Close()
 	s := r.store
+	// Today's file counts against today's budget, so a restart does not
+	// hand every sensor a fresh one.
+	d, _ := journal.ParseFileName(historyPrefix, filepath.Base(path))
+	today := d.Format(time.DateOnly) == s.quota.day
 	br := bufio.NewReaderSize(f, 64<<10)
 	var bad int
 	var firstBad string
@@ -277,6 +351,13 @@ func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64)
 		}
 		if perr == nil && rec.Seq <= *last {
 			perr = fmt.Errorf("seq %d not after %d", rec.Seq, *last)
+		}
+		if today {
+			host := ""
+			if perr == nil {
+				host = p.in.Host
+			}
+			s.quota.add(host, int64(len(line))+1, r.now())
 		}
 		if perr != nil {
 			if bad == 0 {

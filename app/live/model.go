@@ -11,6 +11,7 @@ package live
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,10 +181,9 @@ type Model struct {
 
 	selected string
 
-	// skew estimates how far the browser clock is ahead of the sensors':
-	// the smallest (arrival - incident time) seen on the live stream.
-	skew     time.Duration
-	haveSkew bool
+	// skews estimate, per sensor host, how far the browser clock is ahead
+	// of that host's: see skewEstimate.
+	skews map[string]*skewEstimate
 
 	stats stats
 
@@ -209,6 +209,7 @@ func New(cfg Config) *Model {
 		entries: make(map[string]*entry),
 		cells:   make(map[cellKey]int),
 		pairs:   make(map[arcKey]int),
+		skews:   make(map[string]*skewEstimate),
 		stats:   newStats(),
 	}
 }
@@ -286,11 +287,15 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	}
 	t := eventTime(&in)
 	if opt.Live {
-		if d := now.Sub(t); !m.haveSkew || d < m.skew {
-			m.skew, m.haveSkew = d, true
-		}
+		m.observeSkew(in.Host, now.Sub(t))
 	}
-	expires := t.Add(m.skew).Add(m.cfg.TTL)
+	// A marker lives TTL on the sensor's clock, moved to the browser's by
+	// the host's skew, and never longer than TTL after it arrived: an
+	// incident stamped in the future leaves like any other.
+	expires := t.Add(m.skewOf(in.Host)).Add(m.cfg.TTL)
+	if limit := now.Add(m.cfg.TTL); expires.After(limit) {
+		expires = limit
+	}
 	if in.GeoSource == "dbip" && !m.DBIP {
 		m.DBIP = true
 		m.touch()
@@ -343,6 +348,64 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	m.list(in)
 	m.announce(&in, opt)
 	return Updated
+}
+
+// MaxSkew bounds the clock skew the map corrects for, either way: the relay
+// refuses incidents more than five minutes ahead of its clock, and a
+// browser or sensor clock further off than that is broken, not skewed. The
+// bound keeps one odd timestamp from moving every marker of its host.
+const MaxSkew = 5 * time.Minute
+
+// skewSamples is how many recent live arrivals per host the estimate is
+// the median of: enough that one incident stamped far ahead or delivered
+// late does not move it, few enough to follow a clock that is corrected.
+const skewSamples = 15
+
+// maxSkewHosts bounds the hosts with an estimate (a relay has a few
+// sensors; a hostile relay could name thousands). Hosts beyond it get no
+// correction.
+const maxSkewHosts = 256
+
+// skewEstimate is one host's clock skew: the median of the last
+// skewSamples (arrival - incident time) on the live stream, within
+// ±MaxSkew. The detection and delivery delay is in it too, which is what
+// the marker's lifetime should discount.
+type skewEstimate struct {
+	samples [skewSamples]time.Duration
+	n, next int
+	value   time.Duration
+}
+
+func (s *skewEstimate) add(d time.Duration) {
+	s.samples[s.next] = d
+	s.next = (s.next + 1) % len(s.samples)
+	s.n = min(s.n+1, len(s.samples))
+	sorted := make([]time.Duration, s.n)
+	copy(sorted, s.samples[:s.n])
+	slices.Sort(sorted)
+	// The upper median of an even count: of a fresh and a future-stamped
+	// incident, the fresh one wins.
+	s.value = max(-MaxSkew, min(MaxSkew, sorted[s.n/2]))
+}
+
+func (m *Model) observeSkew(host string, d time.Duration) {
+	e := m.skews[host]
+	if e == nil {
+		if len(m.skews) >= maxSkewHosts {
+			return
+		}
+		e = &skewEstimate{}
+		m.skews[host] = e
+	}
+	e.add(d)
+}
+
+// skewOf is the host's skew estimate, 0 before any live incident.
+func (m *Model) skewOf(host string) time.Duration {
+	if e := m.skews[host]; e != nil {
+		return e.value
+	}
+	return 0
 }
 
 // plausible checks what the model relies on: an id to de-duplicate by, a

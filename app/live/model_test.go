@@ -243,9 +243,9 @@ func TestHiddenPagesDoNotReplayPulses(t *testing.T) {
 
 func TestSkewFromTheLiveStream(t *testing.T) {
 	m := New(Config{TTL: 5 * time.Minute})
-	// The browser clock runs 10 minutes ahead: without a skew estimate
-	// every live marker would be expired on arrival.
-	ahead := t0.Add(10 * time.Minute)
+	// The browser clock runs 4 minutes ahead: without a skew estimate
+	// every live marker would leave after a minute.
+	ahead := t0.Add(4 * time.Minute)
 	m.Apply(inc("a", incident.High, 10, 10, t0), ahead, live)
 	if len(m.Markers) != 1 || !m.Markers[0].Used {
 		t.Fatal("a fresh incident was dropped because the browser clock is ahead")
@@ -258,6 +258,87 @@ func TestSkewFromTheLiveStream(t *testing.T) {
 	if m.Markers[0].Used {
 		t.Fatal("never expired")
 	}
+}
+
+func TestOneFutureIncidentHidesNoOther(t *testing.T) {
+	tests := []struct {
+		name  string
+		ahead time.Duration
+	}{
+		{"an hour ahead", time.Hour},
+		{"four minutes ahead (the relay lets it through)", 4 * time.Minute},
+		{"year 9999", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).Sub(t0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(Config{TTL: 5 * time.Minute})
+			future := inc("future", incident.Critical, 10, 10, t0.Add(tt.ahead))
+			future.Host = "web-1"
+			m.Apply(future, t0, live)
+			// Honest incidents after it, from the same host and another,
+			// all appear and live their five minutes.
+			for i, host := range []string{"web-1", "web-2", "web-1", "web-2"} {
+				now := t0.Add(time.Duration(i+1) * 10 * time.Second)
+				in := inc(fmt.Sprintf("honest-%d", i), incident.High, -30+float64(i)*20, 100, now)
+				in.Host = host
+				m.Apply(in, now, live)
+				if _, mk, _ := selectedMarker(m, in.Host+"/"+in.ID); mk < 0 {
+					t.Fatalf("%s from %s was hidden by one future incident", in.ID, host)
+				}
+			}
+			m.Expire(t0.Add(4 * time.Minute))
+			if m.Len() != 5 || usedMarkers(m) != 5 {
+				t.Fatalf("%d incidents, %d markers at 4 min, want 5 and 5", m.Len(), usedMarkers(m))
+			}
+			// The future incident leaves with the others, on the browser's
+			// clock: five minutes after it arrived.
+			m.Expire(t0.Add(5*time.Minute + time.Second))
+			if _, mk, _ := selectedMarker(m, "web-1/future"); mk >= 0 {
+				t.Fatal("the future incident outlived its five minutes")
+			}
+		})
+	}
+}
+
+func TestSkewIsBoundedAndPerHost(t *testing.T) {
+	m := New(Config{TTL: 5 * time.Minute})
+	// web-1's clock is an hour behind: its skew is capped at MaxSkew, so
+	// its incidents show at most five minutes...
+	for i := range 3 {
+		in := inc(fmt.Sprintf("slow-%d", i), incident.High, 10, 10, t0.Add(-time.Hour))
+		in.Host = "web-1"
+		m.Apply(in, t0, live)
+	}
+	if got := m.skewOf("web-1"); got != MaxSkew {
+		t.Fatalf("web-1 skew %v, want the %v bound", got, MaxSkew)
+	}
+	// ...and web-2, on time, is not moved by it.
+	in := inc("on-time", incident.High, 40, 40, t0)
+	in.Host = "web-2"
+	m.Apply(in, t0, live)
+	if got := m.skewOf("web-2"); got != 0 {
+		t.Fatalf("web-2 skew %v, want 0", got)
+	}
+	m.Expire(t0.Add(5*time.Minute + time.Second))
+	if usedMarkers(m) != 0 {
+		t.Fatal("markers outlived five minutes on the browser's clock")
+	}
+}
+
+func selectedMarker(m *Model, id string) (string, int, int) {
+	m.Select(id)
+	defer m.Select("")
+	return m.Selected()
+}
+
+func usedMarkers(m *Model) int {
+	n := 0
+	for _, mk := range m.Markers {
+		if mk.Used {
+			n += mk.Count
+		}
+	}
+	return n
 }
 
 func TestSelectionMarksChunksAndSidebar(t *testing.T) {

@@ -58,3 +58,50 @@ func NormalizeRelay(raw string) (string, error) {
 // Endpoint joins a normalized relay base ("" for the same origin) and a
 // path such as "/api/live-feed".
 func Endpoint(base, path string) string { return base + path }
+
+// RelayChoice is what the page does with a ?relay= link and the saved
+// setting.
+type RelayChoice struct {
+	// Use is the relay to watch now: the saved one ("" is the page's own
+	// origin). A link never replaces it by itself.
+	Use string
+	// Ask is a ?relay= that differs from Use: the page asks "Watch
+	// incidents from Ask?" and switches (and saves it) only on a yes.
+	// Without the question, one visit to a link would point the plain
+	// page at someone else's relay for good, showing its incidents under
+	// this origin and telling it of every later visit.
+	Ask string
+	// Err says why ?relay= was refused ("" when absent or valid).
+	Err string
+}
+
+// ChooseRelay decides between a ?relay= value (query, "" when absent) and
+// the saved setting (saved; an invalid saved value counts as "").
+func ChooseRelay(query, saved string) RelayChoice {
+	use, err := NormalizeRelay(saved)
+	if err != nil {
+		use = ""
+	}
+	c := RelayChoice{Use: use}
+	if strings.TrimSpace(query) == "" {
+		return c
+	}
+	q, err := NormalizeRelay(query)
+	switch {
+	case err != nil:
+		c.Err = err.Error()
+	case q != use:
+		c.Ask = q
+	}
+	return c
+}
+
+// RelayLabel names the relay being watched for the header, or "" when it
+// is the page's own origin (origin as in location.origin,
+// "https://map.example.org"), where nothing needs saying.
+func RelayLabel(relay, origin string) string {
+	if relay == "" || strings.EqualFold(relay, strings.TrimRight(origin, "/")) {
+		return ""
+	}
+	return relay
+}

@@ -99,6 +99,11 @@ type Live struct {
 	settingsInput string
 	settingsErr   string
 	hidden        bool
+	// askRelay is a ?relay= link waiting for the user's yes; origin is
+	// the page's own origin (location.origin), for the header and the
+	// question.
+	askRelay string
+	origin   string
 }
 
 type arrival struct {
@@ -143,24 +148,61 @@ func (c *Live) OnDismount() {
 	c.removes = nil
 }
 
-// relaySetting returns ?relay= when valid (and remembers it), else the
-// remembered setting, else "" (the page's own origin).
+// relaySetting returns the remembered relay ("" for the page's own
+// origin). A ?relay= link that differs from it is not used: it waits in
+// askRelay for the user's yes (see live.ChooseRelay).
 func (c *Live) relaySetting(ctx app.Context) string {
-	if raw := ctx.Page().URL().Query().Get("relay"); raw != "" {
-		if r, err := live.NormalizeRelay(raw); err == nil {
-			ctx.LocalStorage().Set(keyRelay, r)
-			return r
-		} else {
-			c.settingsErr, c.settingsOpen = err.Error(), true
-		}
-	}
+	c.origin = app.Window().Get("location").Get("origin").String()
 	var saved string
-	if err := ctx.LocalStorage().Get(keyRelay, &saved); err == nil {
-		if r, err := live.NormalizeRelay(saved); err == nil {
-			return r
-		}
+	_ = ctx.LocalStorage().Get(keyRelay, &saved)
+	choice := live.ChooseRelay(ctx.Page().URL().Query().Get("relay"), saved)
+	c.askRelay = choice.Ask
+	if choice.Err != "" {
+		c.settingsErr, c.settingsOpen = choice.Err, true
 	}
-	return ""
+	return choice.Use
+}
+
+// watchAsked is the yes to a ?relay= link: watch it and remember it.
+func (c *Live) watchAsked(ctx app.Context, e app.Event) {
+	r := c.askRelay
+	c.askRelay = ""
+	c.dropRelayQuery(ctx)
+	c.useRelay(ctx, r)
+}
+
+// keepRelay is the no: keep watching the current relay and forget the
+// link (the address bar loses its ?relay=, so a reload does not ask again).
+func (c *Live) keepRelay(ctx app.Context, e app.Event) {
+	c.askRelay = ""
+	c.dropRelayQuery(ctx)
+}
+
+func (c *Live) dropRelayQuery(ctx app.Context) {
+	u := *ctx.Page().URL()
+	q := u.Query()
+	q.Del("relay")
+	u.RawQuery = q.Encode()
+	app.Window().Get("history").Call("replaceState", nil, "", u.String())
+}
+
+// watching names the relay shown for the header ("" for the page's own).
+func (c *Live) watching() string { return live.RelayLabel(c.relay, c.origin) }
+
+// renderAsk is the question a ?relay= link raises, in the page (a
+// window.confirm would block go-app's goroutine).
+func (c *Live) renderAsk() app.UI {
+	keep := c.watching()
+	if keep == "" {
+		keep = c.origin
+	}
+	return app.Div().Class("relay-ask").ID("relay-ask").Role("alertdialog").
+		Aria("labelledby", "relay-ask-q").Body(
+		app.P().ID("relay-ask-q").Text("Watch incidents from "+clean(c.askRelay, live.MaxRelayURL)+"?"),
+		app.P().Class("hint").Text("A link asked this map to show another relay's incidents. Only say yes if you trust it."),
+		app.Button().Type("button").ID("relay-ask-watch").OnClick(c.watchAsked).Text("Watch"),
+		app.Button().Type("button").ID("relay-ask-keep").OnClick(c.keepRelay).Text("Keep "+clean(keep, live.MaxRelayURL)),
+	)
 }
 
 // loadRecent shows the incidents the page had last time, before any
@@ -415,10 +457,14 @@ func (c *Live) Render() app.UI {
 				app.Text("attackmap"),
 			),
 			app.Span().Class("status", "st-"+c.status).ID("status").Text(statusText(c.status)),
+			app.If(c.watching() != "", func() app.UI {
+				return app.Span().Class("relay-label").ID("relay-label").Text("from " + clean(c.watching(), live.MaxRelayURL))
+			}),
 			app.Button().Class("settings-btn").Type("button").
 				Aria("expanded", c.settingsOpen).Aria("controls", "settings").
 				OnClick(c.toggleSettings).Text("Settings"),
 		),
+		app.If(c.askRelay != "", func() app.UI { return c.renderAsk() }),
 		app.If(c.settingsOpen, func() app.UI { return c.renderSettings() }),
 		app.Main().Class("body").Body(
 			// Three stacked layers with the same geometry (viewBox and

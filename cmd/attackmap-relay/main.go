@@ -4,6 +4,8 @@
 //
 //	attackmap-relay serve --listen :8080 --data ./relay-data --token-file tokens [--allow-origin ORIGIN]...
 //	attackmap-relay token add --token-file tokens NAME [--lat L --lon L]
+//	attackmap-relay token list --token-file tokens
+//	attackmap-relay token remove --token-file tokens NAME
 //
 // Run "attackmap-relay serve -h" for every option.
 package main
@@ -62,6 +64,8 @@ const usage = `attackmap-relay: the attackmap edge relay.
 Usage:
   attackmap-relay serve --listen ADDR --data DIR --token-file FILE [--allow-origin ORIGIN]... [options]
   attackmap-relay token add --token-file FILE NAME [--lat L --lon L]
+  attackmap-relay token list --token-file FILE
+  attackmap-relay token remove --token-file FILE NAME
   attackmap-relay version
 
 Run "attackmap-relay serve -h" or "attackmap-relay token add -h" for details.
@@ -77,11 +81,20 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	case "serve":
 		return serve(ctx, args[1:], env, stderr)
 	case "token":
-		if len(args) < 2 || args[1] != "add" {
-			fmt.Fprint(stderr, usage)
-			return usagef("token: want \"token add\"")
+		sub := ""
+		if len(args) >= 2 {
+			sub = args[1]
 		}
-		return tokenAdd(args[2:], env, stdout, stderr)
+		switch sub {
+		case "add":
+			return tokenAdd(args[2:], env, stdout, stderr)
+		case "list":
+			return tokenList(args[2:], env, stdout, stderr)
+		case "remove":
+			return tokenRemove(args[2:], env, stdout, stderr)
+		}
+		fmt.Fprint(stderr, usage)
+		return usagef("token: want \"token add\", \"token list\" or \"token remove\"")
 	case "version":
 		fmt.Fprintln(stdout, "attackmap-relay", version)
 		return nil
@@ -121,6 +134,14 @@ Runs the relay: sensors push incidents to /api/ingest (WebSocket, bearer
 token), browsers read /api/live-feed, /api/live-feed/stream (SSE),
 /api/live-feed.geojson and /api/stats; /live serves the map. SIGINT or
 SIGTERM stops it gracefully (stop accepting, close streams, flush history).
+Prometheus metrics are served on --metrics-listen only, never on --listen.
+
+Fixed bounds against hostile clients: 10 s to send a request head; no
+request may carry a body (413 at once); every answer other than a stream
+gets 10 s per 32 KiB written and 2 min in all, after which the connection
+is reset; idle keep-alive connections close after 60 s; a stream that
+cannot take its data for 5 s, or falls 1,024 incidents behind, is cut off;
+a stream whose client closes is removed at once.
 
 Options (environment defaults in brackets):
 `)
@@ -137,7 +158,15 @@ Options (environment defaults in brackets):
 	retention := fs.Int("retention-days", relay.DefaultRetentionDays, "days of history files to keep; -1 keeps them for ever")
 	maxSubs := fs.Int("max-subscribers", relay.DefaultMaxSubscribers, "SSE streams in total, beyond which the relay answers 503 with Retry-After; -1 for no cap")
 	maxPerAddr := fs.Int("max-subscribers-per-addr", relay.DefaultMaxSubscribersPerAddr, "SSE streams per client address (IPv6 per /64), beyond which the relay answers 429 with Retry-After; -1 for no cap")
-	clientIPHeader := fs.String("client-ip-header", "", "take the client address for the per-address cap from this header set by a trusted reverse proxy (X-Forwarded-For, X-Real-IP); only behind a proxy that overwrites it")
+	maxPerNet := fs.Int("max-subscribers-per-net", relay.DefaultMaxSubscribersPerNet, "SSE streams per network (IPv4 /24, IPv6 /48), beyond which the relay answers 429, so one site cannot fill --max-subscribers from many IPv6 /64s; -1 for no cap")
+	maxConns := fs.Int("max-conns", 0, "open connections of every kind (API, streams, ingest, unfinished requests), beyond which a new one gets 503 and is closed at once; 0 means the open file limit minus 128 descriptors kept for the relay's files; -1 for no cap")
+	maxConnsPerAddr := fs.Int("max-conns-per-addr", relay.DefaultMaxConnsPerAddr, "open connections per client address (IPv6 per /64), beyond which a new one gets 429 and is closed at once; with --client-ip-header, requests in progress per forwarded address; keep it above --max-subscribers-per-addr; -1 for no cap")
+	resumeWindow := fs.Int("resume-window", relay.DefaultResumeWindow, "most incidents replayed to a stream resuming from Last-Event-ID; an older resume point gets \"event: reset\" and the newest this many")
+	metricsListen := fs.String("metrics-listen", envOr(env, "ATTACKMAP_METRICS_LISTEN", "127.0.0.1:9464"), "address for Prometheus metrics (GET /metrics), kept off the public --listen; empty disables [ATTACKMAP_METRICS_LISTEN]")
+	clientIPHeader := fs.String("client-ip-header", "", "take the client address for the per-address caps from this header set by a trusted reverse proxy (X-Forwarded-For, X-Real-IP); only behind a proxy that overwrites it")
+	maxIngest := fs.Int("max-ingest-per-token", relay.DefaultMaxIngestPerToken, "ingest connections one sensor token may hold at once; a further one is closed with 1013 (try again later); -1 for no cap")
+	histCapToken := fs.Int64("history-cap-per-token", relay.DefaultHistoryCapPerToken, "bytes of history one sensor token may add per UTC day; a batch over it is not acknowledged (the sensor keeps it and retries) and is logged; -1 for no cap")
+	histCap := fs.Int64("history-cap", relay.DefaultHistoryCapTotal, "bytes of history all sensors together may add per UTC day (the default keeps 8 days' files under 12 GiB); -1 for no cap")
 	rate := fs.Float64("ingest-rate", relay.DefaultIngestRate, "incidents per second per sensor token; a faster sensor is slowed down, never refused; -1 for no limit")
 	burst := fs.Int("ingest-burst", relay.DefaultIngestBurst, "token bucket size for --ingest-rate (at least 100, one full batch)")
 	logLevel := fs.String("log-level", envOr(env, "ATTACKMAP_LOG_LEVEL", "info"), "debug, info, warn or error [ATTACKMAP_LOG_LEVEL]")
@@ -185,8 +214,15 @@ Options (environment defaults in brackets):
 		Logger:                log,
 		MaxSubscribers:        *maxSubs,
 		MaxSubscribersPerAddr: *maxPerAddr,
+		MaxSubscribersPerNet:  *maxPerNet,
+		MaxConns:              *maxConns,
+		MaxConnsPerAddr:       *maxConnsPerAddr,
+		ResumeWindow:          *resumeWindow,
 		ClientIPHeader:        *clientIPHeader,
 		IngestRate:            *rate,
+		MaxIngestPerToken:     *maxIngest,
+		HistoryCapPerToken:    *histCapToken,
+		HistoryCapTotal:       *histCap,
 		IngestBurst:           *burst,
 	})
 	if err != nil {
@@ -199,8 +235,28 @@ Options (environment defaults in brackets):
 		_ = r.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The metrics server stops with the relay, whichever way it stops.
+	mctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	merr := make(chan error, 1)
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			_ = ln.Close()
+			_ = r.Close()
+			return fmt.Errorf("serve: --metrics-listen: %w", err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { merr <- r.ServeMetrics(mctx, mln) }()
+	} else {
+		merr <- nil
+	}
 	log.Info("relay listening", "addr", ln.Addr().String(), "version", version)
 	serr := r.Serve(ctx, ln)
+	stopMetrics()
+	if err := <-merr; err != nil && serr == nil {
+		serr = err
+	}
 	cerr := r.Close()
 	if serr != nil {
 		return serr
@@ -277,5 +333,86 @@ Options:
 		return usageError{err} // an unreadable or malformed token file: status 2
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// tokenFlags parses the flags of "token list" and "token remove": only
+// --token-file, before or after the names.
+func tokenFlags(cmd, help string, args []string, env func(string) string, stderr io.Writer) (file string, names []string, err error) {
+	fs := flag.NewFlagSet("token "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // see serve
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), help)
+		fs.PrintDefaults()
+	}
+	f := fs.String("token-file", env("ATTACKMAP_TOKEN_FILE"), "the relay's token file [ATTACKMAP_TOKEN_FILE]")
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stderr)
+				fs.Usage()
+				return "", nil, err
+			}
+			return "", nil, usageError{err}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		names = append(names, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if *f == "" {
+		return "", nil, usagef("token %s: --token-file is required", cmd)
+	}
+	return *f, names, nil
+}
+
+func tokenList(args []string, env func(string) string, stdout, stderr io.Writer) error {
+	file, names, err := tokenFlags("list", `Usage: attackmap-relay token list --token-file FILE
+
+Lists the sensor hosts in FILE, one a line: NAME, then LAT LON when the
+host has a location. Tokens are never shown (the file holds only hashes).
+
+Options:
+`, args, env, stderr)
+	if err != nil {
+		return err
+	}
+	if len(names) != 0 {
+		return usagef("token list: takes no NAME")
+	}
+	entries, err := token.List(file)
+	if err != nil {
+		return usageError{err}
+	}
+	for _, e := range entries {
+		line := e.Name
+		if e.Target != nil {
+			line += "\t" + strconv.FormatFloat(e.Target.Lat, 'f', -1, 64) + " " + strconv.FormatFloat(e.Target.Lon, 'f', -1, 64)
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	return nil
+}
+
+func tokenRemove(args []string, env func(string) string, stdout, stderr io.Writer) error {
+	file, names, err := tokenFlags("remove", `Usage: attackmap-relay token remove --token-file FILE NAME
+
+Removes the sensor host NAME from FILE (atomically; other lines and
+comments are kept). A running relay notices within a second and closes
+that sensor's connections; its token is refused from then on.
+
+Options:
+`, args, env, stderr)
+	if err != nil {
+		return err
+	}
+	if len(names) != 1 {
+		return usagef("token remove: want exactly one NAME, got %d", len(names))
+	}
+	if err := token.Remove(file, names[0]); err != nil {
+		return usageError{err}
+	}
+	fmt.Fprintf(stdout, "removed %s\n", names[0])
 	return nil
 }

@@ -97,6 +97,54 @@ func TestTokenAdd(t *testing.T) {
 	}
 }
 
+func TestTokenListAndRemove(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	for _, args := range [][]string{
+		{"token", "add", "--token-file", file, "web-1", "--lat", "50.11", "--lon", "8.68"},
+		{"token", "add", "--token-file", file, "web-2"},
+	} {
+		if _, errOut, code := runCmd(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	before, _ := os.ReadFile(file)
+	out, errOut, code := runCmd("token", "list", "--token-file", file)
+	if code != 0 || out != "web-1\t50.11 8.68\nweb-2\n" {
+		t.Fatalf("list: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, h := range strings.Fields(string(before)) {
+		if len(h) == 64 && strings.Contains(out, h) {
+			t.Fatal("list shows a hash")
+		}
+	}
+	out, errOut, code = runCmd("token", "remove", "web-1", "--token-file", file)
+	if code != 0 || out != "removed web-1\n" {
+		t.Fatalf("remove: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, _ := runCmd("token", "list", "--token-file", file); out != "web-2\n" {
+		t.Fatalf("list after remove: %q", out)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"remove a missing name", []string{"token", "remove", "--token-file", file, "web-1"}, "no such name"},
+		{"remove without a name", []string{"token", "remove", "--token-file", file}, "exactly one NAME"},
+		{"remove without a file", []string{"token", "remove", "web-2"}, "--token-file is required"},
+		{"list a missing file", []string{"token", "list", "--token-file", file + ".missing"}, "no such file"},
+		{"list with a name", []string{"token", "list", "--token-file", file, "x"}, "takes no NAME"},
+		{"an unknown subcommand", []string{"token", "revoke"}, "token list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCmd(tc.args...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want 2 and %q", code, errOut, tc.want)
+			}
+		})
+	}
+}
+
 // The built binary stops cleanly on SIGTERM and SIGINT: streams end, the
 // ingested incident is in the history and the exit status is 0.
 func TestServeStopsGracefullyOnSignal(t *testing.T) {
@@ -117,7 +165,7 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 				t.Fatal(errOut)
 			}
 			tok := strings.TrimSpace(out)
-			cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--token-file", tokFile)
+			cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--token-file", tokFile)
 			// The relay dies with the test binary even if a timeout kills it.
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			stderr, _ := cmd.StderrPipe()
@@ -167,7 +215,7 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ws.CloseNow()
-			msg := `{"type":"incidents","batch":1,"incidents":[{"id":"sig","source":"port_scan","severity":"low","ip":"203.0.113.9","ts":"2026-03-22T14:32:01Z"}]}`
+			msg := `{"type":"incidents","batch":1,"incidents":[{"id":"sig","source":"port_scan","severity":"low","ip":"203.0.113.9","ts":"` + time.Now().UTC().Format(time.RFC3339) + `"}]}`
 			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,16 @@
 // Resume is gap-free by construction: a subscriber is registered with the
 // sequence number it wants next, and frames are only ever read from the ring,
 // so nothing published between "look up the resume point" and "start
-// delivering" can be lost or sent twice.
+// delivering" can be lost or sent twice. A resume point further back than
+// Options.ResumeWindow frames (or older than the ring) is not replayed in
+// full: the subscriber gets a reset event (see ResetFrame) and the recent
+// window.
+//
+// On Linux the hub also watches every raw socket for the peer's close
+// (EPOLLRDHUP on one epoll instance for all subscribers, one goroutine), so
+// a subscriber that goes away is removed at once rather than at the next
+// failed write, and whatever its owner counts (per-address slots) is freed
+// immediately.
 package hub
 
 import (
@@ -24,6 +33,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +120,15 @@ type Options struct {
 	// writer has handed the frame to every one of its subscribers that
 	// could take it, with the time since Publish (for metrics).
 	OnFanout func(d time.Duration)
+	// ResumeWindow is the most frames a resuming subscriber is replayed.
+	// One whose resume point is further back (or older than the ring, so
+	// that frames are missing) gets ResetFrame and then the newest
+	// ResumeWindow frames. Default 500, what /api/live-feed returns at
+	// most: anyone may ask, and replaying a 10,000-frame ring of 16 KiB
+	// incidents would be 160 MiB per request.
+	ResumeWindow int
+	// OnReset, when set, is called for each subscriber that got a reset.
+	OnReset func()
 }
 
 func (o *Options) defaults() {
@@ -131,6 +150,9 @@ func (o *Options) defaults() {
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 20 * time.Millisecond
 	}
+	if o.ResumeWindow <= 0 {
+		o.ResumeWindow = 500
+	}
 }
 
 // Hub holds the frame ring and the subscribers.
@@ -139,10 +161,12 @@ type Hub struct {
 
 	mu      sync.Mutex // serialises Publish and resume look-ups
 	lastSeq uint64     // Seq of the newest frame
+	evicted uint64     // Seq of the newest frame that left the ring
 	ring    []atomic.Pointer[Frame]
 	head    atomic.Uint64 // number of frames published: the next idx
 
 	shards []*shard
+	poll   *poller       // watches raw sockets for the peer's close; nil if unavailable
 	rr     atomic.Uint64 // round robin over shards
 	count  atomic.Int64
 	closed atomic.Bool
@@ -158,6 +182,7 @@ func New(opts Options) *Hub {
 		ring: make([]atomic.Pointer[Frame], opts.RingSize),
 		done: make(chan struct{}),
 	}
+	h.poll = newPoller()
 	for range opts.Writers {
 		sh := &shard{h: h, wake: make(chan struct{}, 1)}
 		h.shards = append(h.shards, sh)
@@ -203,7 +228,11 @@ func (h *Hub) publish(now time.Time, frames []*Frame) error {
 			return fmt.Errorf("hub: sequence %d after %d", f.Seq, h.lastSeq)
 		}
 		f.idx = head
-		h.ring[head%uint64(len(h.ring))].Store(f)
+		slot := &h.ring[head%uint64(len(h.ring))]
+		if old := slot.Load(); old != nil {
+			h.evicted = old.Seq
+		}
+		slot.Store(f)
 		h.lastSeq = f.Seq
 		head++
 	}
@@ -237,11 +266,52 @@ func (h *Hub) startIdx(after uint64) uint64 {
 	return oldest + uint64(i)
 }
 
+// resumeIdx is startIdx bounded by ResumeWindow. reset is true when frames
+// after the resume point are skipped: more than ResumeWindow of them, or
+// some already left the ring. Called with h.mu held.
+func (h *Hub) resumeIdx(after uint64) (idx uint64, reset bool) {
+	head := h.head.Load()
+	idx = h.startIdx(after)
+	if w := uint64(h.opts.ResumeWindow); head-idx > w {
+		return head - w, true
+	}
+	// A frame after the resume point already left the ring.
+	return idx, after < h.evicted && idx < head
+}
+
+// ResetFrame is the event a subscriber gets before the recent window when
+// its resume point is too old (see Options.ResumeWindow):
+//
+//	id: <next-1>
+//	event: reset
+//	data: {"reason":"too_old","last_event_id":<requested>,"next":<next>}
+//
+// requested is the Last-Event-ID it asked to resume after; next is the
+// sequence number of the first frame that follows (frames between the two
+// are not sent). The id makes a reconnect right after the reset resume
+// from the window instead of asking again for the old point. A client
+// should drop what it holds and treat what follows as the current state
+// (for the map: reload /api/live-feed).
+func ResetFrame(requested, next uint64) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, next-1, 10)
+	b = append(b, "\nevent: reset\ndata: {\"reason\":\"too_old\",\"last_event_id\":"...)
+	b = strconv.AppendUint(b, requested, 10)
+	b = append(b, `,"next":`...)
+	b = strconv.AppendUint(b, next, 10)
+	b = append(b, "}\n\n"...)
+	return b
+}
+
 // Sub is one subscriber.
 type Sub struct {
 	sink    Sink
 	onClose func(Reason)
 	shard   *shard
+	watch   uint32 // poller id; 0 when not watched
+
+	gone atomic.Bool // the peer closed its side (set by the poller)
 
 	// Owned by the shard's writer goroutine.
 	pend  []byte    // unsent tail of a frame already counted in next
@@ -257,29 +327,49 @@ type Sub struct {
 // Subscribe registers a subscriber. first is written before any frame (the
 // HTTP response head and the SSE retry line). With resume set, the
 // subscriber first receives every frame still in the ring whose Seq is
-// greater than after, then live frames; otherwise only live frames. onClose,
-// if not nil, is called once when the subscriber is removed, after its sink
-// was closed.
+// greater than after, then live frames; otherwise only live frames. When
+// that would be more than Options.ResumeWindow frames, or some are no longer
+// in the ring, it receives ResetFrame and the newest ResumeWindow frames
+// instead. onClose, if not nil, is called once when the subscriber is
+// removed, after its sink was closed.
 func (h *Hub) Subscribe(sink Sink, first []byte, resume bool, after uint64, onClose func(Reason)) (*Sub, error) {
-	s := &Sub{sink: sink, onClose: onClose, pend: first}
+	// The shard is chosen first: the poller may read it as soon as the
+	// subscriber is watched.
+	sh := h.shards[h.rr.Add(1)%uint64(len(h.shards))]
+	s := &Sub{sink: sink, onClose: onClose, pend: first, shard: sh}
+	if h.poll != nil {
+		// Before the subscriber is visible to a writer: the poller may
+		// mark it gone at once (the peer already left), which the
+		// writer sees on its first pass.
+		h.poll.watch(s)
+	}
 	h.mu.Lock()
 	if h.closed.Load() {
 		h.mu.Unlock()
+		if h.poll != nil {
+			h.poll.unwatch(s)
+		}
 		return nil, ErrClosed
 	}
 	s.base = h.head.Load()
 	s.next = s.base
+	reset := false
 	if resume {
-		s.next = h.startIdx(after)
+		s.next, reset = h.resumeIdx(after)
+		if reset {
+			next := h.slot(s.next).Seq
+			s.pend = append(append(make([]byte, 0, len(first)+96), first...), ResetFrame(after, next)...)
+		}
 	}
-	sh := h.shards[h.rr.Add(1)%uint64(len(h.shards))]
-	s.shard = sh
 	sh.mu.Lock()
 	sh.subs = append(sh.subs, s)
 	sh.mu.Unlock()
 	h.count.Add(1)
 	h.mu.Unlock()
 	sh.poke()
+	if reset && h.opts.OnReset != nil {
+		h.opts.OnReset()
+	}
 	return s, nil
 }
 
@@ -298,6 +388,9 @@ func (h *Hub) Close() error {
 	}
 	h.mu.Unlock()
 	close(h.done)
+	if h.poll != nil {
+		h.poll.close()
+	}
 	h.wg.Wait()
 	for _, sh := range h.shards {
 		sh.mu.Lock()
@@ -314,7 +407,17 @@ func (h *Hub) Close() error {
 func (h *Hub) remove(s *Sub, r Reason) {
 	s.once.Do(func() {
 		s.dead = true
-		_ = s.sink.Close()
+		if h.poll != nil {
+			h.poll.unwatch(s)
+		}
+		if a, ok := s.sink.(aborter); ok && r == ReasonSlow {
+			// Cut off with data still unsent: reset the connection so
+			// the kernel drops that data now instead of retrying it
+			// to a client that is not reading.
+			_ = a.abort()
+		} else {
+			_ = s.sink.Close()
+		}
 		h.count.Add(-1)
 		if s.onClose != nil {
 			s.onClose(r)
@@ -409,6 +512,11 @@ func (sh *shard) pass(now time.Time, heartbeat bool) (pending int) {
 	for _, s := range subs {
 		if s.closeReq.Load() {
 			h.remove(s, ReasonClosed)
+			died++
+			continue
+		}
+		if s.gone.Load() {
+			h.remove(s, ReasonError)
 			died++
 			continue
 		}

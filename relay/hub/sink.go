@@ -16,9 +16,18 @@ type Sink interface {
 	Close() error
 }
 
-// ConnSink returns the cheapest Sink for c: on Linux a TCP or Unix socket is
-// written with non-blocking writev straight from the writer goroutine, so the
-// subscriber needs no goroutine and no buffer of its own. Other connections
+// Unwrapper is a connection wrapper that adds nothing to the bytes written
+// (one that counts connections, say): ConnSink writes to the connection
+// UnwrapConn returns and still closes the wrapper. A wrapper that changes
+// the bytes (TLS) must not implement it.
+type Unwrapper interface {
+	UnwrapConn() net.Conn
+}
+
+// ConnSink returns the cheapest Sink for c: on Linux a TCP or Unix socket
+// (also one under an Unwrapper) is written with non-blocking writev straight
+// from the writer goroutine, so the subscriber needs no goroutine and no
+// buffer of its own, and is watched for the peer's close. Other connections
 // (TLS, pipes) get a QueueSink whose goroutine writes with a deadline.
 func ConnSink(c net.Conn, writeTimeout time.Duration) Sink {
 	if s := rawSink(c); s != nil {
@@ -31,6 +40,12 @@ func ConnSink(c net.Conn, writeTimeout time.Duration) Sink {
 	}, nil, c.Close)
 	go q.Run()
 	return q
+}
+
+// aborter is a sink that can be closed with a reset, dropping unsent data;
+// the hub uses it for subscribers cut off as slow.
+type aborter interface {
+	abort() error
 }
 
 // QueueSink adapts a blocking writer (an http.ResponseWriter that cannot be

@@ -10,6 +10,7 @@ package token
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,10 +21,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/attackmap/attackmap/incident"
 )
@@ -212,64 +216,297 @@ func Add(path, name string, target *incident.Location) (string, error) {
 	return tok, nil
 }
 
-// File is a token file that is re-read when it changes, so `token add`
-// takes effect without restarting the relay.
+// List returns the entries of the token file at path, in file order.
+func List(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	defer f.Close()
+	set, err := Parse(io.LimitReader(f, maxFileBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return set.Entries(), nil
+}
+
+// maxFileBytes bounds how much of a token file is read: 64 MiB is some
+// 300,000 sensors.
+const maxFileBytes = 64 << 20
+
+// Entries returns a copy of the set's entries, in file order.
+func (s *Set) Entries() []Entry { return append([]Entry(nil), s.entries...) }
+
+// ErrNoSuchName is returned by Remove for a name the file does not hold.
+var ErrNoSuchName = errors.New("no such name")
+
+// Remove deletes the line of name from the token file at path, keeping
+// every other line (comments included) as it was. The file is replaced
+// atomically (a temporary file in the same directory, fsynced, renamed
+// over it, with the old file's mode), so a relay watching it sees the old
+// or the new version, never half of one; a relay closes the removed
+// sensor's connections within a second. Run one token command at a time:
+// an "add" racing a "remove" may lose its line.
+func Remove(path, name string) error {
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if _, err := Parse(bytes.NewReader(old)); err != nil {
+		return fmt.Errorf("%w (in %s)", err, path)
+	}
+	var out bytes.Buffer
+	found := false
+	for _, line := range bytes.SplitAfter(old, []byte("\n")) {
+		t := strings.TrimSpace(string(line))
+		if t != "" && !strings.HasPrefix(t, "#") && strings.Fields(t)[0] == name {
+			found = true
+			continue
+		}
+		out.Write(line)
+	}
+	if !found {
+		return fmt.Errorf("token: %w %q in %s", ErrNoSuchName, name, path)
+	}
+	return writeAtomic(path, out.Bytes(), st.Mode().Perm())
+}
+
+// writeAtomic replaces path with data: write a temporary file beside it,
+// fsync, rename, fsync the directory.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token: writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token: syncing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // best effort: the rename is done either way
+		d.Close()
+	}
+	return nil
+}
+
+// ErrUnavailable marks a token file that is missing, unreadable or
+// malformed: every token is refused until it is fixed (fail closed).
+var ErrUnavailable = errors.New("token file unavailable")
+
+// File is a token file kept current while the relay runs. It is re-read
+// when it changes (fsnotify on its directory, so editors that replace the
+// file are seen too, and a periodic stat as a fallback where inotify is
+// not available); a connection attempt also checks it. When the file is
+// missing, unreadable or malformed, no token is valid (fail closed) until
+// a good version appears: deleting the file revokes every token.
 type File struct {
 	path string
 
-	mu      sync.Mutex
-	set     *Set
-	modTime time.Time
-	size    int64
-	err     error // last reload error, reported once
+	mu       sync.Mutex
+	set      *Set        // nil while the file is unusable
+	info     os.FileInfo // of the version in set
+	err      error       // why the file is unusable; nil when set is current
+	gen      uint64      // changes whenever set or err changes
+	onChange func()
 }
 
-// Open loads the token file at path.
+// Open loads the token file at path. Unlike a later change, a missing or
+// malformed file at start is an error: the operator sees it at once.
 func Open(path string) (*File, error) {
 	f := &File{path: path}
-	if err := f.reload(); err != nil {
+	if _, err := f.refresh(true); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *File) reload() error {
+// refresh re-reads the file if forced or if its identity, size or
+// modification time changed. It reports whether the state changed, and
+// the current error.
+func (f *File) refresh(force bool) (changed bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	st, err := os.Stat(f.path)
+	if err == nil && !force && f.set != nil && os.SameFile(st, f.info) &&
+		st.ModTime().Equal(f.info.ModTime()) && st.Size() == f.info.Size() {
+		return false, nil
+	}
+	var set *Set
+	if err == nil {
+		set, err = f.read()
+	}
 	if err != nil {
-		return fmt.Errorf("token: %w", err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		if f.err == nil || f.err.Error() != err.Error() {
+			f.set, f.info, f.err = nil, nil, err
+			f.gen++
+			return true, err
+		}
+		return false, err
 	}
-	if f.set != nil && st.ModTime().Equal(f.modTime) && st.Size() == f.size {
-		return nil
+	if f.err == nil && f.set != nil && set.equal(f.set) {
+		f.info = st
+		return false, nil
 	}
-	r, err := os.Open(f.path)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	defer r.Close()
-	set, err := Parse(r)
-	if err != nil {
-		return fmt.Errorf("%w (in %s)", err, f.path)
-	}
-	f.set, f.modTime, f.size = set, st.ModTime(), st.Size()
-	return nil
+	f.set, f.info, f.err = set, st, nil
+	f.gen++
+	return true, nil
 }
 
-// Lookup re-reads the file if its size or modification time changed (a
-// broken new version keeps the old entries and returns the error once, for
-// logging) and looks token up.
-func (f *File) Lookup(token string) (Entry, bool, error) {
-	f.mu.Lock()
-	var reported error
-	if err := f.reload(); err != nil {
-		if f.err == nil || f.err.Error() != err.Error() {
-			reported = err
-		}
-		f.err = err
-	} else {
-		f.err = nil
+func (f *File) read() (*Set, error) {
+	r, err := os.Open(f.path)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
 	}
-	set := f.set
+	defer r.Close()
+	set, err := Parse(io.LimitReader(r, maxFileBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, f.path)
+	}
+	return set, nil
+}
+
+func (s *Set) equal(o *Set) bool {
+	if len(s.entries) != len(o.entries) {
+		return false
+	}
+	for i := range s.entries {
+		if !s.entries[i].Same(o.entries[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Same reports whether e and o are the same sensor with the same token and
+// location.
+func (e Entry) Same(o Entry) bool {
+	if e.Name != o.Name || e.Hash != o.Hash || (e.Target == nil) != (o.Target == nil) {
+		return false
+	}
+	return e.Target == nil || *e.Target == *o.Target
+}
+
+// Lookup checks the file (a cheap stat; re-read when it changed) and
+// looks token up. A non-nil error (ErrUnavailable) means the file is
+// unusable and every token is refused.
+func (f *File) Lookup(token string) (Entry, bool, error) {
+	f.check(false)
+	f.mu.Lock()
+	set, err := f.set, f.err
 	f.mu.Unlock()
+	if err != nil {
+		return Entry{}, false, err
+	}
 	e, ok := set.Lookup(token)
-	return e, ok, reported
+	return e, ok, nil
+}
+
+// Current reports whether e is still in the file, unchanged: false once
+// its line was removed or changed, or while the file is unusable.
+func (f *File) Current(e Entry) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.set == nil {
+		return false
+	}
+	for _, c := range f.set.entries {
+		if c.Name == e.Name {
+			return c.Same(e)
+		}
+	}
+	return false
+}
+
+// Err returns why the file is unusable, or nil.
+func (f *File) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// check refreshes and calls the change callback when the state changed.
+func (f *File) check(force bool) {
+	changed, _ := f.refresh(force)
+	if !changed {
+		return
+	}
+	f.mu.Lock()
+	fn := f.onChange
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// Watch keeps the file current until ctx ends, calling onChange (from
+// Watch's goroutine or a Lookup's) after every change of the entries or
+// of the file's usability; onChange must not block. Changes are seen at
+// once through fsnotify, and at the latest after poll through a stat (the
+// fallback where inotify is unavailable or its limit is reached, and for
+// a directory that is itself replaced). It returns nil when ctx ends.
+func (f *File) Watch(ctx context.Context, poll time.Duration, onChange func()) error {
+	f.mu.Lock()
+	f.onChange = onChange
+	f.mu.Unlock()
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w, err := fsnotify.NewWatcher(); err == nil {
+		defer w.Close()
+		// The directory, not the file: an editor or "token remove"
+		// replaces the file, and a watch on the old inode would go quiet.
+		if err := w.Add(filepath.Dir(f.path)); err == nil {
+			events, errs = w.Events, w.Errors
+		}
+	}
+	// A change made before the watch was in place is seen now.
+	f.check(false)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	name := filepath.Clean(f.path)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if filepath.Clean(ev.Name) == name {
+				f.check(true)
+			}
+		case _, ok := <-errs:
+			if !ok {
+				errs = nil
+			}
+			// An overflow or a lost watch: the poll still runs; look now.
+			f.check(true)
+		case <-tick.C:
+			f.check(false)
+		}
+	}
 }

@@ -1,10 +1,13 @@
 package token
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const h64 = "5c160b3a93ea3424a72d614843f27964f387201493e3846f164242c0af518377"
@@ -76,15 +79,123 @@ func TestAddThenLookup(t *testing.T) {
 	if e, ok, err := f.Lookup(tok2); !ok || e.Name != "web-2" || err != nil {
 		t.Fatalf("after add: %+v %v %v", e, ok, err)
 	}
-	// A broken file keeps the old tokens and reports the error once.
-	if err := os.WriteFile(path, append(b, "broken line\n"...), 0o600); err != nil {
+}
+
+func TestBrokenOrMissingFileRefusesEveryToken(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens")
+	tok, err := Add(path, "web-1", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := f.Lookup(tok2); !ok || err == nil {
-		t.Fatalf("broken reload: ok %v err %v", ok, err)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, _, err := f.Lookup(tok2); err != nil {
-		t.Fatalf("error reported twice: %v", err)
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok, _ := f.Lookup(tok)
+	if !ok || !f.Current(e) {
+		t.Fatal("good token refused")
+	}
+	tests := []struct {
+		name   string
+		break_ func() error
+	}{
+		{"a malformed line", func() error { return os.WriteFile(path, append(good, "broken line\n"...), 0o600) }},
+		{"a deleted file", func() error { return os.Remove(path) }},
+		{"an unreadable file", func() error {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			return os.Mkdir(path, 0o700) // reading a directory fails for root too
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.break_(); err != nil {
+				t.Fatal(err)
+			}
+			_, ok, err := f.Lookup(tok)
+			if ok || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("lookup with a broken file: ok %v err %v, want refused with ErrUnavailable", ok, err)
+			}
+			if f.Current(e) {
+				t.Fatal("entry still current with a broken file")
+			}
+			// Fixed again: the token works again.
+			_ = os.RemoveAll(path)
+			if err := os.WriteFile(path, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := f.Lookup(tok); !ok || err != nil {
+				t.Fatalf("after the fix: ok %v err %v", ok, err)
+			}
+		})
+	}
+}
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(path, []byte("# sensors\nweb-1 "+h64+" 50.11 8.68\n\nweb-2 "+h64+"\n# end\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(path, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if want := "# sensors\n\nweb-2 " + h64 + "\n# end\n"; string(b) != want {
+		t.Fatalf("file after remove:\n%s\nwant:\n%s", b, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the old file's 0640", st.Mode().Perm())
+	}
+	if err := Remove(path, "web-1"); !errors.Is(err, ErrNoSuchName) {
+		t.Fatalf("removing a missing name: %v", err)
+	}
+	entries, err := List(path)
+	if err != nil || len(entries) != 1 || entries[0].Name != "web-2" {
+		t.Fatalf("list %+v %v", entries, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".tokens.tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func TestWatchSeesRemovalAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens")
+	tok, err := Add(path, "web-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Add(path, "web-2", nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, _ := f.Lookup(tok)
+	changed := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	// An hour's poll: only fsnotify can see the change in time.
+	go func() { _ = f.Watch(ctx, time.Hour, func() { changed <- struct{}{} }); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := Remove(path, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change seen within 5 s of the removal")
+	}
+	if f.Current(e) {
+		t.Fatal("removed entry still current")
 	}
 }
 

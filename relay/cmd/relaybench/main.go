@@ -10,6 +10,15 @@
 // bottleneck; it still shares the machine with the relay, so the figures
 // are an upper bound of what the relay alone costs.
 //
+// By default it runs twice, each time against a fresh relay: a clean run,
+// then a hostile one where, alongside the same subscribers, 1,000 slowloris
+// connections (request heads sent a byte at a time, reopened when the relay
+// drops them) and 100 clients that ask for /api/live-feed?limit=500 and
+// never read (asking again every 11 s) come from other addresses. It prints
+// both runs side by side and checks that every honest subscriber still got
+// every incident, that the broadcast p99 stayed within 1.2x and the relay's
+// RSS within 1.5x of the clean run.
+//
 //	go run ./relay/cmd/relaybench -relay bin/attackmap-relay
 package main
 
@@ -22,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +67,23 @@ type options struct {
 	concurrency int
 	wait        time.Duration
 	verbose     bool
+	runs        string
+	slowloris   int
+	feeders     int
+	fill        int
+}
+
+// runResult is what one run measured.
+type runResult struct {
+	name                   string
+	held                   int
+	rssIdle, rssSubs, rss  int64 // before subscribers, with them, after publishing
+	perSub                 float64
+	delivered, want        int64
+	dups, disorder, ended  int64
+	p50, p99, pmax         float64
+	relayCPU               float64
+	hostileConns, feedGets int64
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -73,39 +100,121 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.concurrency, "concurrency", 128, "subscribers connecting at once")
 	fs.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for delivery after the last publish")
 	fs.BoolVar(&o.verbose, "v", false, "print each incident's slowest delivery")
+	fs.StringVar(&o.runs, "runs", "clean,hostile", "runs to make, comma-separated: clean, hostile")
+	fs.IntVar(&o.slowloris, "slowloris", 1000, "hostile run: slowloris connections (from 127.0.1.x)")
+	fs.IntVar(&o.feeders, "feeders", 100, "hostile run: clients asking /api/live-feed?limit=500 that never read (from 127.0.2.x)")
+	fs.IntVar(&o.fill, "fill", 500, "incidents of about 8 KiB published before the subscribers connect, so feed answers are full")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.n < 1 || o.addrs < 1 || o.addrs > 250 || o.incidents < 1 || o.rate <= 0 || o.batch < 1 || o.batch > 100 {
 		return errors.New("bad options")
 	}
-	if err := raiseNoFile(uint64(o.n) + 1024); err != nil {
+	if err := raiseNoFile(uint64(o.n+o.slowloris+o.feeders) + 1024); err != nil {
 		return err
+	}
+	var results []*runResult
+	for _, name := range strings.Split(o.runs, ",") {
+		if name != "clean" && name != "hostile" {
+			return fmt.Errorf("-runs: unknown run %q", name)
+		}
+		fmt.Fprintf(stdout, "\n== %s run ==\n", name)
+		r, err := runOnce(o, name == "hostile", stdout, stderr)
+		if err != nil {
+			return fmt.Errorf("%s run: %w", name, err)
+		}
+		results = append(results, r)
+	}
+	compare(stdout, results)
+	return nil
+}
+
+// compare prints the runs side by side and the hostile run's checks.
+func compare(w io.Writer, rs []*runResult) {
+	if len(rs) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "\n%-44s", "")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%16s", r.name)
+	}
+	fmt.Fprintln(w)
+	row := func(label string, f func(r *runResult) string) {
+		fmt.Fprintf(w, "%-44s", label)
+		for _, r := range rs {
+			fmt.Fprintf(w, "%16s", f(r))
+		}
+		fmt.Fprintln(w)
+	}
+	row("subscribers held", func(r *runResult) string { return strconv.Itoa(r.held) })
+	row("events delivered", func(r *runResult) string {
+		return fmt.Sprintf("%.3f%%", 100*float64(r.delivered)/float64(max(1, r.want)))
+	})
+	row("duplicates / out of order / ended early", func(r *runResult) string { return fmt.Sprintf("%d/%d/%d", r.dups, r.disorder, r.ended) })
+	row("broadcast p50 (ms)", func(r *runResult) string { return fmt.Sprintf("%.1f", r.p50) })
+	row("broadcast p99 (ms)", func(r *runResult) string { return fmt.Sprintf("%.1f", r.p99) })
+	row("broadcast max (ms)", func(r *runResult) string { return fmt.Sprintf("%.1f", r.pmax) })
+	row("relay RSS with subscribers (MiB)", func(r *runResult) string { return fmt.Sprintf("%.1f", mib(r.rssSubs)) })
+	row("relay RSS after publishing (MiB)", func(r *runResult) string { return fmt.Sprintf("%.1f", mib(r.rss)) })
+	row("relay memory per subscriber (bytes)", func(r *runResult) string { return fmt.Sprintf("%.0f", r.perSub) })
+	row("relay CPU while publishing (s)", func(r *runResult) string { return fmt.Sprintf("%.2f", r.relayCPU) })
+	row("hostile connections opened", func(r *runResult) string { return strconv.FormatInt(r.hostileConns, 10) })
+	row("non-reading feed requests sent", func(r *runResult) string { return strconv.FormatInt(r.feedGets, 10) })
+	clean, hostile := rs[0], rs[len(rs)-1]
+	verdict := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	all := hostile.delivered == hostile.want && hostile.dups == 0 && hostile.held == clean.held
+	p99 := hostile.p99 / max(clean.p99, 0.1)
+	rss := float64(hostile.rss) / float64(max(clean.rss, 1))
+	fmt.Fprintf(w, "\nhostile vs clean: every honest subscriber got every incident: %s; broadcast p99 %.2fx (target <= 1.2x): %s; relay RSS %.2fx (target <= 1.5x): %s\n",
+		verdict(all), p99, verdict(p99 <= 1.2), rss, verdict(rss <= 1.5))
+}
+
+// runOnce starts a relay, connects the subscribers (and, when hostile, the
+// attackers), publishes and measures.
+func runOnce(o options, hostile bool, stdout, stderr io.Writer) (*runResult, error) {
+	res0 := &runResult{name: "clean"}
+	if hostile {
+		res0.name = "hostile"
 	}
 	dir, err := os.MkdirTemp("", "relaybench")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 
 	tokFile := filepath.Join(dir, "tokens")
 	out, err := exec.Command(o.relay, "token", "add", "--token-file", tokFile, "bench").Output()
 	if err != nil {
-		return fmt.Errorf("token add: %w", err)
+		return nil, fmt.Errorf("token add: %w", err)
 	}
 	tok := strings.TrimSpace(string(out))
 	addr, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(o.relay, "serve", "--listen", addr, "--data", filepath.Join(dir, "data"),
+	maddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// The per-address and per-network caps are off: the honest
+	// subscribers share 16 addresses of one /24, and the attackers must
+	// reach the relay for the run to measure its timeouts and deadlines
+	// rather than its refusals. The total connection cap stays at its
+	// default (from the open file limit).
+	cmd := exec.Command(o.relay, "serve", "--listen", addr, "--metrics-listen", maddr, "--data", filepath.Join(dir, "data"),
 		"--token-file", tokFile, "--max-subscribers", strconv.Itoa(o.n+1000),
-		"--max-subscribers-per-addr", "-1", "--ingest-rate", "-1", "--log-level", "warn")
+		"--max-subscribers-per-addr", "-1", "--max-subscribers-per-net", "-1", "--max-conns-per-addr", "-1",
+		"--ingest-rate", "-1", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	// The relay dies with the bench even if the bench is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	pid := cmd.Process.Pid
 	defer func() {
@@ -115,18 +224,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	base := "http://" + addr
+	mbase := "http://" + maddr
 	if err := waitHealthy(base); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "relaybench: %d subscribers over %d source addresses, %d incidents of %d bytes at %g/s in batches of %d; %d CPUs (shared with the load generator)\n",
 		o.n, o.addrs, o.incidents, o.size, o.rate, o.batch, runtime.NumCPU())
+	if err := fill(base, tok, o.fill); err != nil {
+		return nil, err
+	}
 
-	rss0, heap0 := relayMemory(pid, base)
+	rss0, heap0 := relayMemory(pid, mbase)
 	res := newResults(o.n, o.incidents)
 	start := time.Now()
 	conns, err := connectAll(addr, o, res)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		for _, c := range conns {
@@ -134,18 +247,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	fmt.Fprintf(stdout, "subscribers connected: %d/%d in %.1fs\n", len(conns), o.n, time.Since(start).Seconds())
+	stopAttack := func() {}
+	var atk *attack
+	if hostile {
+		atk = startAttack(addr, o)
+		stopAttack = atk.stop
+		// Let the attack reach its steady state: every slowloris slot
+		// open, the first feed requests stalled.
+		time.Sleep(5 * time.Second)
+		fmt.Fprintf(stdout, "attack running: %d slowloris connections open, %d non-reading feed clients (%d connections opened so far)\n",
+			atk.open.Load(), o.feeders, atk.opened.Load())
+	}
+	defer stopAttack()
 	// Let the relay finish handing over the connections before measuring.
 	time.Sleep(2 * time.Second)
-	rss1, heap1 := relayMemory(pid, base)
+	rss1, heap1 := relayMemory(pid, mbase)
 	per := func(a, b int64) float64 { return float64(b-a) / float64(max(1, len(conns))) }
 	fmt.Fprintf(stdout, "relay memory: RSS %.1f -> %.1f MiB = %.0f bytes (%.2f KB) per subscriber; Go heap in use %.1f -> %.1f MiB = %.0f bytes per subscriber\n",
 		mib(rss0), mib(rss1), per(rss0, rss1), per(rss0, rss1)/1000, mib(heap0), mib(heap1), per(heap0, heap1))
 
-	fan0 := fanoutBuckets(base)
+	fan0 := fanoutBuckets(mbase)
 	cpu0, self0, sys0 := relayCPU(pid), selfCPU(), relayWrites(pid)
 	pubStart := time.Now()
 	if err := publish(base, tok, o, res); err != nil {
-		return err
+		return nil, err
 	}
 	pubDur := time.Since(pubStart)
 	want := int64(len(conns)) * int64(o.incidents)
@@ -154,13 +279,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cpu1, self1, sys1 := relayCPU(pid), selfCPU(), relayWrites(pid)
-	rss2, _ := relayMemory(pid, base)
+	rss2, _ := relayMemory(pid, mbase)
 	got := res.received.Load()
 	fmt.Fprintf(stdout, "delivery: %d/%d events = %.3f%%, duplicates %d, out of order %d, streams ended early %d\n",
 		got, want, 100*float64(got)/float64(want), res.dups.Load(), res.disorder.Load(), res.ended.Load())
 	p50, p99, pmax := res.percentiles()
 	fmt.Fprintf(stdout, "broadcast latency (sensor send to subscriber receive): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", p50, p99, pmax)
-	if f50, f99, ok := fanoutPercentiles(fan0, fanoutBuckets(base)); ok {
+	if f50, f99, ok := fanoutPercentiles(fan0, fanoutBuckets(mbase)); ok {
 		fmt.Fprintf(stdout, "relay-side fan-out (publish until the last socket write, from the relay's histogram): p50 <= %g ms, p99 <= %g ms\n", f50, f99)
 	}
 	fmt.Fprintf(stdout, "relay write syscalls while publishing: %d (%.2f per delivered event)\n", sys1-sys0, float64(sys1-sys0)/float64(max(1, got)))
@@ -170,13 +295,174 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "CPU while publishing (%.1fs): relay %.2f s, load generator %.2f s (user+sys); relay RSS after publishing %.1f MiB\n", pubDur.Seconds(), cpu1-cpu0, self1-self0, mib(rss2))
+	if atk != nil {
+		fmt.Fprintf(stdout, "attack: %d slowloris connections opened in all, %d open now; %d non-reading feed requests sent\n",
+			atk.opened.Load(), atk.open.Load(), atk.feeds.Load())
+		res0.hostileConns, res0.feedGets = atk.opened.Load(), atk.feeds.Load()
+	}
+	stopAttack()
+
+	res0.held = len(conns)
+	res0.rssIdle, res0.rssSubs, res0.rss = rss0, rss1, rss2
+	res0.perSub = per(rss0, rss1)
+	res0.delivered, res0.want = got, want
+	res0.dups, res0.disorder, res0.ended = res.dups.Load(), res.disorder.Load(), res.ended.Load()
+	res0.p50, res0.p99, res0.pmax = p50, p99, pmax
+	res0.relayCPU = cpu1 - cpu0
 
 	stopStart := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("relay exit: %w", err)
+		return nil, fmt.Errorf("relay exit: %w", err)
 	}
 	fmt.Fprintf(stdout, "relay stopped on SIGTERM in %.2fs with %d streams open\n", time.Since(stopStart).Seconds(), len(conns))
+	for _, c := range conns {
+		c.Close()
+	}
+	return res0, nil
+}
+
+// attack is the hostile run's load: slowloris connections and clients
+// that ask for the largest feed and never read it.
+type attack struct {
+	done   chan struct{}
+	wg     sync.WaitGroup
+	open   atomic.Int64 // slowloris connections open now
+	opened atomic.Int64 // slowloris connections opened in all
+	feeds  atomic.Int64 // feed requests sent
+	once   sync.Once
+}
+
+func startAttack(addr string, o options) *attack {
+	a := &attack{done: make(chan struct{})}
+	for i := range o.slowloris {
+		a.wg.Go(func() { a.slowloris(addr, fmt.Sprintf("127.0.1.%d", 1+i%250)) })
+	}
+	for i := range o.feeders {
+		a.wg.Go(func() { a.feeder(addr, fmt.Sprintf("127.0.2.%d", 1+i%250)) })
+	}
+	return a
+}
+
+func (a *attack) stop() {
+	a.once.Do(func() {
+		close(a.done)
+		a.wg.Wait()
+	})
+}
+
+// sleep waits d or until the attack stops; false when it stopped.
+func (a *attack) sleep(d time.Duration) bool {
+	select {
+	case <-a.done:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// slowloris keeps one connection sending a request head a byte every
+// 2 s, opening a new one whenever the relay drops it, as the tool does.
+func (a *attack) slowloris(addr, local string) {
+	// Spread the first connections over a second, as a real flood ramps.
+	if !a.sleep(time.Duration(rand.Int64N(int64(time.Second)))) {
+		return
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	for {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			if !a.sleep(time.Second) {
+				return
+			}
+			continue
+		}
+		a.opened.Add(1)
+		a.open.Add(1)
+		_, err = io.WriteString(c, "GET /api/live-feed HTTP/1.1\r\nHost: relay\r\nUser-Agent: Mozilla/5.0\r\n")
+		for err == nil {
+			if !a.sleep(2 * time.Second) {
+				break
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, err = io.WriteString(c, "X-a: b\r\n")
+		}
+		c.Close()
+		a.open.Add(-1)
+		select {
+		case <-a.done:
+			return
+		default:
+		}
+	}
+}
+
+// feeder asks for the largest feed with a tiny receive buffer and never
+// reads the answer; it asks again on a new connection every 11 s (the
+// relay cuts a stalled answer after 10 s).
+func (a *attack) feeder(addr, local string) {
+	if !a.sleep(time.Duration(rand.Int64N(int64(time.Second)))) {
+		return
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+	for {
+		c, err := d.Dial("tcp", addr)
+		if err == nil {
+			a.feeds.Add(1)
+			_, _ = io.WriteString(c, "GET /api/live-feed?limit=500 HTTP/1.1\r\nHost: relay\r\n\r\n")
+		}
+		ok := a.sleep(11 * time.Second)
+		if c != nil {
+			c.Close()
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// fill publishes n incidents of about 8 KiB before anyone subscribes, so
+// that feed answers are full-size (500 of them: about 4 MiB each).
+func fill(base, tok string, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/ingest",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	pad := strings.Repeat("f", 200)
+	paths := make([]string, 32)
+	for i := range paths {
+		paths[i] = fmt.Sprintf(`"/%d/%s"`, i, pad)
+	}
+	ev := `{"paths":[` + strings.Join(paths, ",") + `]}`
+	for b := 0; b*20 < n; b++ {
+		var msg bytes.Buffer
+		fmt.Fprintf(&msg, `{"type":"incidents","batch":%d,"incidents":[`, b+1)
+		for j := 0; j < 20 && b*20+j < n; j++ {
+			if j > 0 {
+				msg.WriteByte(',')
+			}
+			fmt.Fprintf(&msg, `{"id":"fill-%d","source":"web_scan","severity":"low","ip":"185.220.101.%d","country":"DE","lat":51.29,"lon":9.49,"ts":"%s","title":"fill","summary":"%s","evidence":%s}`,
+				b*20+j, j+1, time.Now().UTC().Format(time.RFC3339), strings.Repeat("s", 1000), ev)
+		}
+		msg.WriteString("]}")
+		if err := c.Write(ctx, websocket.MessageText, msg.Bytes()); err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			return fmt.Errorf("fill ack: %w", err)
+		}
+	}
 	return nil
 }
 
