@@ -24,18 +24,56 @@ func Colour(s incident.Severity) string {
 	return "#22d3ee"
 }
 
+// AttackType is how the map names and colours one detector's incidents.
+type AttackType struct {
+	Source string // the detector name (incident "source")
+	Label  string // words for people
+	Colour string // the swatch beside the type in lists and details
+}
+
+// attackTypes lists every detector the sensor has, in the order the map
+// shows them. The colours are a categorical palette kept apart from the
+// severity colours (red, amber, cyan), which carry the markers.
+var attackTypes = [...]AttackType{
+	{"ssh_bruteforce", "SSH brute force", "#a78bfa"},
+	{"credential_stuffing", "Credential stuffing", "#f472b6"},
+	{"ssh_probe", "SSH scanner", "#818cf8"},
+	{"ssh_timeout_storm", "SSH pre-auth timeouts (regreSSHion)", "#e879f9"},
+	{"port_scan", "Port scan", "#34d399"},
+	{"web_scan", "Web scan", "#facc15"},
+	{"exploit_attempt", "Exploit attempt", "#fb923c"},
+	{"c2_connect", "C2 connection", "#f43f5e"},
+	{"suspicious_exec", "Shell spawned by a server", "#c084fc"},
+}
+
+// AttackTypes returns the known attack types.
+func AttackTypes() []AttackType { return attackTypes[:] }
+
+// otherColours colour sources the map does not know (a newer sensor's
+// detectors), picked by a hash of the name so one source keeps its colour.
+var otherColours = [...]string{"#94a3b8", "#a3e635", "#2dd4bf", "#fda4af", "#93c5fd", "#fcd34d"}
+
+// TypeColour returns the swatch colour of a detector name.
+func TypeColour(source string) string {
+	for _, t := range attackTypes {
+		if t.Source == source {
+			return t.Colour
+		}
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(source); i++ {
+		h = (h ^ uint32(source[i])) * 16777619
+	}
+	return otherColours[h%uint32(len(otherColours))]
+}
+
 // Label turns a detector name into words: "ssh_bruteforce" -> "SSH brute
 // force". Unknown names keep their words with underscores as spaces.
 func Label(source string) string {
-	switch source {
-	case "ssh_bruteforce":
-		return "SSH brute force"
-	case "credential_stuffing":
-		return "Credential stuffing"
-	case "port_scan":
-		return "Port scan"
-	case "web_scan":
-		return "Web scan"
+	for _, t := range attackTypes {
+		if t.Source == source {
+			return t.Label
+		}
 	}
 	s := strings.ReplaceAll(source, "_", " ")
 	if s == "" {

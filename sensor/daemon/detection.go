@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -16,6 +18,9 @@ import (
 	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/kernel"
 	"github.com/attackmap/attackmap/sensor/logsrc"
+	"github.com/attackmap/attackmap/sensor/respond"
+	"github.com/attackmap/attackmap/sensor/webrule"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // logLane is the capacity of the channel from the log collectors to the
@@ -42,6 +47,13 @@ type detection struct {
 	// threat list?" (nil when no list is configured).
 	lists *threatlist.Set
 	log   *slog.Logger
+	ahead uint64 // detect.Stats.Ahead when last logged
+	// resp decides on blocking the incidents' sources (nil: none).
+	resp *respond.Responder
+	// reg takes the eBPF collector's counters and mets the engine's state
+	// (nil in tests that run the stage alone).
+	reg  prometheus.Registerer
+	mets *detectionMetrics
 }
 
 // run runs the detection stage until ctx ends.
@@ -53,11 +65,35 @@ func (d *detection) run(ctx context.Context) error {
 	if d.cfg.IncludePrivate {
 		dcfg.IncludePrivate = true
 	}
-	opts := []detect.Option{detect.WithLogger(d.log)}
+	rules, err := webrule.Load(dcfg.WebRules...)
+	if err != nil {
+		return fmt.Errorf("detect: web_rules: %w", err)
+	}
+	// Live: lines dated past the host clock (plus detect.MaxSkew) are
+	// clamped, so one future line cannot sweep everyone's state.
+	opts := []detect.Option{detect.WithLogger(d.log), detect.WithWebRules(rules), detect.WithHostClock(time.Now)}
 	if d.lists != nil {
 		opts = append(opts, detect.WithThreatLists(d.lists))
 	}
 	eng := detect.New(dcfg, opts...)
+	// The checkpoint (checkpoint.go) carries the detectors' state across a
+	// restart, tied to the log positions it corresponds to.
+	var ck *checkpoint
+	var resume map[string]event.FilePos
+	if d.cfg.DataDir != "" {
+		ck = &checkpoint{path: filepath.Join(d.cfg.DataDir, checkpointName), log: d.log, pos: map[string]event.FilePos{}}
+		resume = ck.load(eng)
+	}
+	saveCheckpoint := func() {
+		if ck == nil {
+			return
+		}
+		if err := ck.write(eng, d.incidents); err != nil {
+			// The previous checkpoint stays: a restart reads more lines
+			// again, nothing is lost.
+			d.log.Warn("detection checkpoint not written", "err", err)
+		}
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -78,13 +114,14 @@ func (d *detection) run(ctx context.Context) error {
 	// Log collectors.
 	logs := make(chan event.Event, logLane)
 	if lc := d.logConfig(); !lc.Empty() {
+		lc.Resume = resume
 		wg.Go(func() {
 			if err := lc.Run(ctx, logs); err != nil {
 				d.log.Error("log collectors stopped", "err", err)
 			}
 		})
 	} else {
-		d.log.Warn("no log files found to follow (give --auth-log, --access-log or --fw-log)")
+		d.log.Warn("no log files found to follow (give --auth-log, --access-log, --error-log or --fw-log)")
 	}
 
 	tick := time.NewTicker(flushEvery)
@@ -96,21 +133,50 @@ func (d *detection) run(ctx context.Context) error {
 				netc = nil
 				continue
 			}
+			if ck != nil {
+				ck.note(&ev)
+			}
 			d.handle(eng, ev)
 		case ev, ok := <-procc:
 			if !ok {
 				procc = nil
 				continue
 			}
+			if ck != nil {
+				ck.note(&ev)
+			}
 			d.handle(eng, ev)
 		case ev := <-logs:
+			if ck != nil {
+				ck.note(&ev)
+			}
+			if logsrc.IsMark(&ev) {
+				continue
+			}
 			d.handle(eng, ev)
 		case <-tick.C:
 			d.write(eng.Flush())
+			saveCheckpoint()
+			d.noteStats(eng)
 		case <-ctx.Done():
 			d.write(eng.Flush())
+			saveCheckpoint()
 			return nil
 		}
+	}
+}
+
+// noteStats logs, once per growth, the events whose time was clamped
+// because they were dated ahead of the host clock.
+func (d *detection) noteStats(eng *detect.Engine) {
+	st := eng.Stats()
+	if d.mets != nil {
+		d.mets.publish(st)
+	}
+	if a := st.Ahead; a > d.ahead {
+		d.log.Warn("log lines dated ahead of the host clock were handled at the host's time",
+			"count", a-d.ahead, "total", a, "max_skew", detect.MaxSkew)
+		d.ahead = a
 	}
 }
 
@@ -134,6 +200,11 @@ func (d *detection) startKernel() *kernel.Collector {
 		d.log.Warn("eBPF collectors failed to start, running the log collectors only: " + err.Error())
 		return nil
 	}
+	if d.reg != nil {
+		if err := kc.Register(d.reg); err != nil {
+			d.log.Warn("eBPF counters not exported: " + err.Error())
+		}
+	}
 	d.log.Info("eBPF collectors running")
 	return kc
 }
@@ -156,6 +227,7 @@ func (d *detection) logConfig() logsrc.Config {
 	}
 	lc.AuthLogs = pick(d.cfg.Logs.Auth, def.Logs.Auth, existing(def.Logs.Auth))
 	lc.AccessLogs = pick(d.cfg.Logs.Access, def.Logs.Access, sys.AccessLogs)
+	lc.ErrorLogs = pick(d.cfg.Logs.Error, def.Logs.Error, sys.ErrorLogs)
 	lc.FWLogs = pick(d.cfg.Logs.Firewall, def.Logs.Firewall, existing(def.Logs.Firewall))
 	if reflect.DeepEqual(d.cfg.Logs.Auth, def.Logs.Auth) && len(lc.AuthLogs) == 0 {
 		lc.UseJournal = sys.UseJournal
@@ -181,7 +253,9 @@ func existing(paths []string) []string {
 
 // handle journals one raw event and the incidents it raised.
 func (d *detection) handle(eng *detect.Engine, ev event.Event) {
-	if err := d.events.AppendJSON(&ev); err != nil && !errors.Is(err, journal.ErrDayFull) {
+	// A full disk is counted and reported by the journal itself, once a
+	// minute: one line per event would flood the log.
+	if err := d.events.AppendJSON(&ev); err != nil && !errors.Is(err, journal.ErrDayFull) && !errors.Is(err, journal.ErrNotWritten) {
 		d.log.Warn("events journal", "err", err)
 	}
 	d.write(eng.Handle(ev))
@@ -193,14 +267,20 @@ func (d *detection) write(ins []incident.Incident) {
 		if in.Host == "" {
 			in.Host = d.cfg.Host
 		}
+		if d.resp != nil {
+			d.resp.Annotate(in) // a growing incident keeps its decided action
+		}
 		if err := in.Validate(); err != nil {
 			// A detector bug must not poison the queue: the relay would
 			// reject it anyway, and the line would be skipped there.
 			d.log.Error("detector produced an invalid incident; dropped", "id", in.ID, "err", err)
 			continue
 		}
-		if err := d.incidents.AppendJSON(in); err != nil {
+		if err := d.incidents.AppendJSON(in); err != nil && !errors.Is(err, journal.ErrNotWritten) {
 			d.log.Error("incidents journal", "id", in.ID, "err", err)
+		}
+		if d.resp != nil {
+			d.resp.Offer(*in)
 		}
 	}
 }

@@ -40,9 +40,18 @@ type Config struct {
 	// most one per interval of event time, plus one whenever the severity
 	// rises and the last one at Flush. Default 10 s; 0 emits every update.
 	UpdateInterval Duration `json:"update_interval"`
+	// WebRules lists rule files (JSON, the format of package webrule) that
+	// web_scan and exploit_attempt use on top of the embedded rule pack,
+	// which is always loaded; a rule with the id of an embedded one
+	// replaces it. The engine does not read them: the daemon and
+	// `attackmap-sensor detect` compile them with webrule.Load and hand
+	// the set over with WithWebRules. Default empty.
+	WebRules []string `json:"web_rules,omitempty"`
 
 	SSHBruteforce      SSHBruteforce      `json:"ssh_bruteforce"`
 	CredentialStuffing CredentialStuffing `json:"credential_stuffing"`
+	SSHProbe           SSHProbe           `json:"ssh_probe"`
+	SSHTimeoutStorm    SSHTimeoutStorm    `json:"ssh_timeout_storm"`
 	PortScan           PortScan           `json:"port_scan"`
 	WebScan            WebScan            `json:"web_scan"`
 	ExploitAttempt     ExploitAttempt     `json:"exploit_attempt"`
@@ -68,6 +77,8 @@ func DefaultConfig() Config {
 		UpdateInterval:     Duration(10 * time.Second),
 		SSHBruteforce:      defaultSSHBruteforce(),
 		CredentialStuffing: defaultCredentialStuffing(),
+		SSHProbe:           defaultSSHProbe(),
+		SSHTimeoutStorm:    defaultSSHTimeoutStorm(),
 		PortScan:           defaultPortScan(),
 		WebScan:            defaultWebScan(),
 		ExploitAttempt:     defaultExploitAttempt(),
@@ -180,6 +191,7 @@ func anyDetectKey(top map[string]json.RawMessage) bool {
 	var known map[string]json.RawMessage
 	_ = json.Unmarshal(b, &known)
 	known["allow"] = nil
+	known["web_rules"] = nil
 	for k := range top {
 		if _, ok := known[k]; ok {
 			return true

@@ -16,11 +16,19 @@ type CredentialStuffing struct {
 	// SSHUsers: distinct usernames over SSH; capacity 4 leaking one per
 	// 30 s fires on the 5th distinct username.
 	SSHUsers Bucket `json:"ssh_users"`
-	// HTTPFailures: POSTs to login endpoints answered 401 or 403;
-	// capacity 5 leaking one per 10 s.
+	// HTTPFailures: failed web logins: POSTs to a login endpoint
+	// answered 401 or 403, 401 answers to a request that carried a user
+	// (basic auth), and error-log basic-auth failures; capacity 5
+	// leaking one per 10 s (the 6th quick failure fires).
 	HTTPFailures Bucket `json:"http_failures"`
-	// LoginPaths are case-insensitive substrings of a path that make it a
-	// login endpoint.
+	// LoginPosts: POSTs to a LoginPaths endpoint whatever the answer (a
+	// real login is one POST answered 302; a tool POSTs dozens a
+	// minute); capacity 9 leaking one per 10 s.
+	LoginPosts Bucket `json:"login_posts"`
+	// LoginPaths are login endpoints (see matchLoginPath): a path
+	// matches one it ends with, ignoring ASCII case, a trailing slash and
+	// an extension (/login matches /user/login, /login.php, /Login.aspx);
+	// "P?Q" also needs a query starting with Q, and "P?" no query.
 	LoginPaths []string `json:"login_paths"`
 	// WordPress: POSTs to WPPaths whatever the answer (WordPress answers
 	// failed logins with 200); capacity 9 leaking one per 10 s.
@@ -34,10 +42,10 @@ func defaultCredentialStuffing() CredentialStuffing {
 		Severity:     incident.High,
 		SSHUsers:     Bucket{Capacity: 4, Leak: Duration(30 * time.Second)},
 		HTTPFailures: Bucket{Capacity: 5, Leak: Duration(10 * time.Second)},
-		LoginPaths: []string{"login", "logon", "signin", "sign-in", "sign_in", "/auth",
-			"/session", "j_security_check", "wp-login.php", "xmlrpc.php"},
-		WordPress: Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
-		WPPaths:   []string{"/wp-login.php", "/xmlrpc.php"},
+		LoginPosts:   Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
+		LoginPaths:   defaultLoginPaths(),
+		WordPress:    Bucket{Capacity: 9, Leak: Duration(10 * time.Second)},
+		WPPaths:      []string{"/wp-login.php", "/xmlrpc.php"},
 	}
 }
 
@@ -45,11 +53,11 @@ func defaultCredentialStuffing() CredentialStuffing {
 func credentialStuffingDetector() registration {
 	return registration{
 		name:     "credential_stuffing",
-		kinds:    []string{event.KindSSHFailed, event.KindHTTPRequest},
+		kinds:    []string{event.KindSSHFailed, event.KindHTTPRequest, event.KindHTTPError},
 		section:  func(c *Config) *Switch { return &c.CredentialStuffing.Switch },
 		severity: func(c *Config) incident.Severity { return c.CredentialStuffing.Severity },
 		buckets: func(c *Config) map[string]Bucket {
-			return map[string]Bucket{"ssh_users": c.CredentialStuffing.SSHUsers, "http_failures": c.CredentialStuffing.HTTPFailures, "wordpress": c.CredentialStuffing.WordPress}
+			return map[string]Bucket{"ssh_users": c.CredentialStuffing.SSHUsers, "http_failures": c.CredentialStuffing.HTTPFailures, "login_posts": c.CredentialStuffing.LoginPosts, "wordpress": c.CredentialStuffing.WordPress}
 		},
 		build: func(e *Engine) detector { return newCredentialStuffing(e) },
 	}
@@ -77,6 +85,7 @@ type credState struct {
 	ep        *episode
 	viaSSH    bool
 	httpCount int
+	web       webLogins // the HTTP half's own state (credential_stuffing_http.go)
 }
 
 func newCredentialStuffing(e *Engine) *credentialStuffing {
@@ -86,7 +95,8 @@ func newCredentialStuffing(e *Engine) *credentialStuffing {
 		wpPaths:    lowerAll(e.cfg.CredentialStuffing.WPPaths),
 	}
 	d.t = newTracker(e, func(s *credState) int64 {
-		exp := max(s.users.drainedAt(d.cfg.SSHUsers), s.http.drainedAt(d.cfg.HTTPFailures), s.wp.drainedAt(d.cfg.WordPress))
+		exp := max(s.users.drainedAt(d.cfg.SSHUsers), s.http.drainedAt(d.cfg.HTTPFailures), s.wp.drainedAt(d.cfg.WordPress),
+			s.web.login.drainedAt(d.cfg.LoginPosts))
 		if s.ep != nil {
 			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
 		}
@@ -105,10 +115,7 @@ func (d *credentialStuffing) handle(e *Engine, ev *event.Event, now int64, out [
 			return out
 		}
 		return d.ssh(e, ev, now, out)
-	case event.KindHTTPRequest:
-		if ev.Method != "POST" || !e.reportable(ev.SrcIP) {
-			return out
-		}
+	case event.KindHTTPRequest, event.KindHTTPError:
 		return d.web(e, ev, now, out)
 	}
 	return out
@@ -116,7 +123,7 @@ func (d *credentialStuffing) handle(e *Engine, ev *event.Event, now int64, out [
 
 func (d *credentialStuffing) ssh(e *Engine, ev *event.Event, now int64, out []incident.Incident) []incident.Incident {
 	st := d.t.get(ev.SrcIP, now)
-	if !st.att.count(ev) {
+	if !st.att.count(e, ev) {
 		return out
 	}
 	open := d.current(e, st, now)
@@ -127,16 +134,20 @@ func (d *credentialStuffing) ssh(e *Engine, ev *event.Event, now int64, out []in
 	}
 	st.sshN++
 	fired := false
-	if st.seen.add(hashString(ev.User), max(64, 3*d.cfg.SSHUsers.threshold())) {
+	// An attempt without a username (a client that gave up before
+	// naming one) counts, but is no distinct username.
+	if ev.User != "" && st.seen.add(e.hash(ev.User), max(64, 3*d.cfg.SSHUsers.threshold())) {
 		fired = st.users.add(now, d.cfg.SSHUsers)
 	}
 	if open != nil {
 		open.count++
-		addText(&open.inc.Evidence.Users, ev.User)
+		if ev.User != "" {
+			addText(&open.inc.Evidence.Users, ev.User)
+		}
 		return d.publish(e, st, open, now, out)
 	}
 	if !fired {
-		if len(st.preUsers) < incident.MaxList {
+		if len(st.preUsers) < incident.MaxList && ev.User != "" {
 			st.preUsers = appendDistinct(st.preUsers, ev.User)
 		}
 		return out

@@ -15,6 +15,8 @@ func detectorTable() []registration {
 	return []registration{
 		sshBruteforceDetector(),
 		credentialStuffingDetector(),
+		sshProbeDetector(),
+		sshTimeoutStormDetector(),
 		portScanDetector(),
 		exploitAttemptDetector(),
 		webScanDetector(),

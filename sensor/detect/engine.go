@@ -16,11 +16,14 @@ package detect
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/sensor/event"
+	"github.com/attackmap/attackmap/sensor/webrule"
 )
 
 // ThreatLists finds the threat lists an address is on; the delivery side's
@@ -36,6 +39,11 @@ type Option func(*Engine)
 // WithThreatLists gives the c2_connect detector its lists. Without it
 // c2_connect never fires.
 func WithThreatLists(tl ThreatLists) Option { return func(e *Engine) { e.lists = tl } }
+
+// WithWebRules gives web_scan and exploit_attempt their rule set (the
+// embedded pack merged with the files of Config.WebRules, as
+// webrule.Load compiles them). Without it they use webrule.Default().
+func WithWebRules(s *webrule.Set) Option { return func(e *Engine) { e.web.set = s } }
 
 // WithLogger sets the logger (debug-level notes on evictions only).
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
@@ -57,12 +65,24 @@ type Engine struct {
 	lists     ThreatLists
 	log       *slog.Logger
 	detectors []detector
+	names     []string              // names[i] is the table name of detectors[i]
 	byKind    map[string][]detector // event kind -> the detectors that want it
 
-	now       int64 // latest event time seen, unix ns
+	// Clocks (clock.go): one per source, the newest time of any, and the
+	// host clock when live.
+	host      func() time.Time
+	clocks    map[string]*srcClock
+	lastKey   string    // the key of lastClk: consecutive events mostly share a source
+	lastClk   *srcClock // the clock of the previous event
+	newest    int64     // latest event time accepted from any source, unix ns
+	ahead     uint64    // events dated beyond MaxSkew (Stats.Ahead)
 	nextSweep int64
 	dirty     []*episode
 	evicted   uint64
+	hashKey   uint64 // keys hashString (snapshot.go)
+
+	seq uint64   // events handled so far: the identity of the current event
+	web webMatch // the web rules' hits for the current event (web_scan.go)
 }
 
 // sweepEvery is how often, in event time, idle state is swept out. A
@@ -81,9 +101,13 @@ func New(cfg Config, opts ...Option) *Engine {
 	if cfg.Cooldown <= 0 {
 		cfg.Cooldown = DefaultConfig().Cooldown
 	}
-	e := &Engine{cfg: cfg, allow: allow, log: slog.New(slog.DiscardHandler), byKind: map[string][]detector{}}
+	e := &Engine{cfg: cfg, allow: allow, log: slog.New(slog.DiscardHandler), byKind: map[string][]detector{},
+		clocks: map[string]*srcClock{}, hashKey: newHashKey()}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.web.set == nil {
+		e.web.set = webrule.Default()
 	}
 	for _, r := range detectorTable() {
 		if r.section(&cfg).Disabled {
@@ -91,6 +115,7 @@ func New(cfg Config, opts ...Option) *Engine {
 		}
 		d := r.build(e)
 		e.detectors = append(e.detectors, d)
+		e.names = append(e.names, r.name)
 		for _, k := range r.kinds {
 			e.byKind[k] = append(e.byKind[k], d)
 		}
@@ -99,34 +124,138 @@ func New(cfg Config, opts ...Option) *Engine {
 }
 
 // Handle feeds one event to the detectors that want its kind and returns the incidents it
-// raised or updated (usually none). Events without a time are ignored.
+// raised or updated (usually none). Events without a time are ignored. An
+// event dated more than MaxSkew ahead is clamped (clock.go); in a replay it
+// may be held until the next event of its source.
 func (e *Engine) Handle(ev event.Event) []incident.Incident {
 	if ev.TS.IsZero() {
 		return nil
 	}
-	now := ev.TS.UnixNano()
-	if now > e.now {
-		e.now = now
-	}
-	if e.now >= e.nextSweep {
-		for _, d := range e.detectors {
-			d.sweep(e.now)
+	c := e.clockOf(&ev)
+	t := ev.TS.UnixNano()
+	if e.host != nil {
+		if h := e.host().UnixNano(); t > h+int64(MaxSkew) {
+			e.ahead++
+			t = max(c.now, h)
 		}
-		e.nextSweep = e.now + sweepEvery
+		return e.run(&ev, c, t, nil)
 	}
 	var out []incident.Incident
+	if c.held != nil {
+		held := c.held
+		c.held = nil
+		ht := held.TS.UnixNano()
+		if t >= ht-int64(MaxSkew) {
+			out = e.run(held, c, ht, out) // confirmed: the log had a gap
+		} else {
+			e.ahead++
+			out = e.run(held, c, c.now, out) // a lone line from the future
+		}
+	}
+	if c.now != 0 && t > c.now+int64(MaxSkew) {
+		h := ev // rare: a gap or a future-dated line
+		c.held = &h
+		return out
+	}
+	return e.run(&ev, c, t, out)
+}
+
+// run handles ev at event time now, from the source whose clock is c.
+func (e *Engine) run(ev *event.Event, c *srcClock, now int64, out []incident.Incident) []incident.Incident {
+	e.advance(c, now)
+	e.seq++
 	for _, d := range e.byKind[ev.Kind] {
-		out = d.handle(e, &ev, now, out)
+		out = d.handle(e, ev, now, out)
 	}
 	return out
+}
+
+// release handles the lines still held back in a replay, at their own
+// times (no later line refuted them), in source order.
+func (e *Engine) release() []incident.Incident {
+	var out []incident.Incident
+	var keys []string
+	for k, c := range e.clocks {
+		if c.held != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		c := e.clocks[k]
+		held := c.held
+		c.held = nil
+		out = e.run(held, c, held.TS.UnixNano(), out)
+	}
+	return out
+}
+
+// explainer is implemented by detectors that can say what an event did to
+// their state, for `attackmap-sensor detect --explain`. It runs right
+// after handle for the same event and must not change any state.
+type explainer interface {
+	explain(e *Engine, ev *event.Event) string
+}
+
+// Note is one detector's account of one event.
+type Note struct {
+	Detector string
+	Text     string
+}
+
+// Explain is Handle that also returns, for every detector that wanted the
+// event's kind, a note on what the event did there: the state of the
+// buckets it may feed before and after the event ("fast 2/6 -> fast 3/6"),
+// or why it was ignored. It costs string building, so only
+// the replay command's --explain uses it.
+func (e *Engine) Explain(ev event.Event) ([]incident.Incident, []Note) {
+	if ev.TS.IsZero() {
+		return nil, nil
+	}
+	ds := e.byKind[ev.Kind]
+	before := make([]string, len(ds))
+	for i, d := range ds {
+		if x, ok := d.(explainer); ok {
+			before[i] = x.explain(e, &ev)
+		}
+	}
+	out := e.Handle(ev)
+	notes := make([]Note, 0, len(ds))
+	for i, d := range ds {
+		n := Note{Detector: e.nameOf(d), Text: "wants this kind"}
+		if x, ok := d.(explainer); ok {
+			after := x.explain(e, &ev)
+			switch {
+			case after == before[i]:
+				n.Text = "unchanged: " + after
+			case strings.HasPrefix(after, "ignored"):
+				n.Text = after
+			default:
+				n.Text = before[i] + " -> " + after
+			}
+		}
+		notes = append(notes, n)
+	}
+	return out, notes
+}
+
+func (e *Engine) nameOf(d detector) string {
+	for i, x := range e.detectors {
+		if x == d {
+			return e.names[i]
+		}
+	}
+	return "?"
 }
 
 // Flush returns the latest copy of every open incident that changed since
 // it was last returned. The daemon calls it every few seconds (so an
 // attack's final count reaches the map even when no further event comes);
 // `detect` calls it once at the end of a replay.
+//
+// In a replay, lines still held back (clock.go) are handled first.
 func (e *Engine) Flush() []incident.Incident {
-	var out []incident.Incident
+	out := e.release()
 	for _, ep := range e.dirty {
 		if ep.dirty {
 			ep.dirty = false
@@ -146,11 +275,17 @@ type Stats struct {
 	Keys int
 	// Evicted counts keys dropped because a detector was full.
 	Evicted uint64
+	// Ahead counts events dated more than MaxSkew ahead of the host clock
+	// (live) or of their source's clock with no later line to confirm the
+	// jump (replay): they were handled at their source's time instead.
+	Ahead uint64
+	// Sources is the number of source clocks.
+	Sources int
 }
 
 // Stats returns the current state sizes.
 func (e *Engine) Stats() Stats {
-	s := Stats{Evicted: e.evicted}
+	s := Stats{Evicted: e.evicted, Ahead: e.ahead, Sources: len(e.clocks)}
 	for _, d := range e.detectors {
 		s.Keys += d.keys()
 	}

@@ -9,7 +9,8 @@ import (
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
 
-// SSHBruteforce counts failed SSH authentication attempts per source.
+// SSHBruteforce counts failed SSH authentication attempts per source, each
+// attempt once however many lines sshd and PAM write about it.
 type SSHBruteforce struct {
 	Switch
 	Severity incident.Severity `json:"severity"` // default high
@@ -42,8 +43,10 @@ func sshBruteforceDetector() registration {
 	}
 }
 
-// sshBruteforce raises "ssh_bruteforce" (high) when failed SSH
-// authentication attempts from one address overflow the fast bucket
+// sshBruteforce raises "ssh_bruteforce" (high) when SSH authentication
+// attempts (counted once per attempt, see attempts: failed passwords and
+// keys, invalid users, and sessions of pubkey-only servers that end before
+// authentication) from one address overflow the fast bucket
 // (capacity 5, one leaking per 10 s: the 6th quick failure) or the slow one
 // (capacity 10, one per minute). An accepted login from an address under
 // an open brute force incident raises it to critical.
@@ -88,7 +91,7 @@ func (d *sshBruteforce) handle(e *Engine, ev *event.Event, now int64, out []inci
 		return out
 	}
 	st := d.t.get(ev.SrcIP, now)
-	if !st.att.count(ev) {
+	if !st.att.count(e, ev) {
 		return out
 	}
 	if st.ep == nil && st.fast.empty(now, d.cfg.Fast) && st.slow.empty(now, d.cfg.Slow) {
@@ -105,7 +108,7 @@ func (d *sshBruteforce) handle(e *Engine, ev *event.Event, now int64, out []inci
 		st.ep, st.slowFired, st.loggedIn = nil, false, ""
 	}
 	if !fast && !slow {
-		if len(st.users) < incident.MaxList {
+		if len(st.users) < incident.MaxList && ev.User != "" {
 			st.users = appendDistinct(st.users, ev.User)
 		}
 		return out
@@ -144,7 +147,9 @@ func (d *sshBruteforce) accepted(e *Engine, ev *event.Event, now int64, out []in
 }
 
 func (d *sshBruteforce) evidence(ep *episode, user string) {
-	addText(&ep.inc.Evidence.Users, user)
+	if user != "" { // a client that gave up before naming a user
+		addText(&ep.inc.Evidence.Users, user)
+	}
 }
 
 func (d *sshBruteforce) severity(st *sshState) incident.Severity {
@@ -160,8 +165,10 @@ func (d *sshBruteforce) render(ep *episode, loggedIn string) {
 	users := ep.inc.Evidence.Users
 	var b strings.Builder
 	b.WriteString(plural(ep.count, false, "failed SSH login"))
-	b.WriteString(" for ")
-	b.WriteString(plural(len(users), len(users) >= incident.MaxList, "user"))
+	if len(users) > 0 {
+		b.WriteString(" for ")
+		b.WriteString(plural(len(users), len(users) >= incident.MaxList, "user"))
+	}
 	b.WriteString(" in ")
 	b.WriteString(span(ep.first, ep.last))
 	if loggedIn != "" {
@@ -171,40 +178,90 @@ func (d *sshBruteforce) render(ep *episode, loggedIn string) {
 	ep.inc.Summary = b.String()
 }
 
-// attempts counts each SSH authentication attempt once. sshd writes two
-// lines for one attempt by an unknown user ("Invalid user X from A port
-// P", then "Failed password for invalid user X from A port P ssh2"): the
-// first counts, the second is matched to it by port and username and
-// skipped. A few connections of one address can interleave, so the last
-// few such marks are kept. PAM's "authentication failure" lines,
-// "maximum authentication attempts exceeded" and closing lines repeat an
-// attempt sshd already logged and never count.
+// attempts counts each SSH authentication attempt once per sshd
+// connection, from what sshd and PAM log about it:
+//
+//   - "Failed password|publickey|keyboard-interactive/pam|... for X": each
+//     line is an attempt (a connection may carry MaxAuthTries of them).
+//   - "Invalid user X", "User X ... not allowed", "ROOT LOGIN REFUSED" and
+//     PAM's "authentication failure" are an attempt whose "Failed ..." line
+//     is still to come: they count and leave a pending mark that the next
+//     "Failed ..." line of the same connection consumes instead of counting
+//     again. A mark already pending absorbs the next such line too, so
+//     "Invalid user X" then PAM's failure then "Failed password for invalid
+//     user X" is one attempt.
+//   - Closing lines that name a user ("Connection closed by authenticating
+//     user root A port P [preauth]", "Disconnected from invalid user X ..."),
+//     the client giving up ("... 14: No supported authentication methods
+//     available"), "Change of username" and "Too many authentication
+//     failures" count once, and only when their connection logged no
+//     attempt before: that is all a pubkey-only server logs of a brute
+//     force, while after "Failed password" lines they repeat it.
+//   - A closing line without a user, "Failed none", key-exchange and banner
+//     failures and timeouts are not attempts (ssh_probe and
+//     ssh_timeout_storm look at those).
+//
+// A connection is its sshd pid, or its source port when the line has no
+// pid (sshd -E files); see sshConns.
 type attempts struct {
-	pend [4]struct {
-		user uint64
-		port uint16
-		set  bool
-	}
-	next uint8
+	conns sshConns
 }
 
-func (a *attempts) count(ev *event.Event) bool {
+// count reports whether ev is a new authentication attempt.
+func (a *attempts) count(e *Engine, ev *event.Event) bool {
 	switch ev.Detail {
-	case logparse.DetailInvalidUser, logparse.DetailUserNotAllowed:
-		p := &a.pend[a.next%uint8(len(a.pend))]
-		p.user, p.port, p.set = hashString(ev.User), ev.SrcPort, true
-		a.next++
+	case logparse.DetailInvalidUser, logparse.DetailUserNotAllowed, logparse.DetailRootRefused,
+		logparse.DetailPAMFailure:
+		if ev.Detail == logparse.DetailPAMFailure && ev.User == "" && a.conns.find(ev) == nil &&
+			a.conns.anyPending() {
+			// PAM names no user only for an unknown one, after sshd's
+			// "Invalid user" line; a pid never seen before is the PAM
+			// child of keyboard-interactive, whose connection's mark
+			// already stands for this attempt.
+			return false
+		}
+		c := a.conns.get(ev)
+		if c.flags&connPending != 0 {
+			return false // the attempt this mark stands for already counted
+		}
+		c.flags |= connPending | connCounted
+		c.user = userHash(e, ev.User)
 		return true
 	case logparse.DetailFailedPassword, logparse.DetailFailedPublickey, logparse.DetailFailedKbdInt,
 		logparse.DetailFailedOther, "":
-		h := hashString(ev.User)
-		for i := range a.pend {
-			p := &a.pend[i]
-			if p.set && p.user == h && (p.port == ev.SrcPort || p.port == 0 || ev.SrcPort == 0) {
-				p.set = false
-				return false
-			}
+		c, m := a.conns.lookup(ev, userHash(e, ev.User))
+		if c != nil && c.flags&connPending != 0 {
+			c.flags &^= connPending
+			return false
 		}
+		if m != nil {
+			m.flags &^= connPending
+			if c != nil {
+				c.flags |= connCounted
+			}
+			return false
+		}
+		if c == nil {
+			c = a.conns.get(ev)
+		}
+		c.flags |= connCounted
+		return true
+	case logparse.DetailPreauthClose, logparse.DetailAuthGaveUp, logparse.DetailUsernameChange,
+		logparse.DetailMaxAuthTries:
+		if !keyed(ev) {
+			return false // no way to tell whether its connection failed before
+		}
+		c := a.conns.find(ev)
+		if c != nil {
+			c.flags &^= connPending // the connection is over: no "Failed" line follows
+		}
+		if (ev.Detail == logparse.DetailPreauthClose && ev.User == "") || (c != nil && c.flags&connCounted != 0) {
+			return false
+		}
+		if c == nil {
+			c = a.conns.get(ev)
+		}
+		c.flags |= connCounted
 		return true
 	}
 	return false
@@ -214,11 +271,144 @@ func (a *attempts) count(ev *event.Event) bool {
 // attempts); events without a detail (from other producers) count.
 func isAttempt(ev *event.Event) bool {
 	switch ev.Detail {
-	case logparse.DetailInvalidUser, logparse.DetailUserNotAllowed, logparse.DetailFailedPassword,
-		logparse.DetailFailedPublickey, logparse.DetailFailedKbdInt, logparse.DetailFailedOther, "":
+	case logparse.DetailInvalidUser, logparse.DetailUserNotAllowed, logparse.DetailRootRefused,
+		logparse.DetailFailedPassword, logparse.DetailFailedPublickey, logparse.DetailFailedKbdInt,
+		logparse.DetailFailedOther, logparse.DetailPAMFailure, logparse.DetailMaxAuthTries,
+		logparse.DetailAuthGaveUp, logparse.DetailUsernameChange, "":
 		return true
+	case logparse.DetailPreauthClose:
+		return ev.User != ""
 	}
 	return false
+}
+
+// sshConn is what one sshd connection of an address has logged so far.
+type sshConn struct {
+	user  uint64 // hash of the username of a pending mark (0: none given)
+	pid   uint32
+	port  uint16
+	flags uint8
+}
+
+const (
+	// connPending: an attempt counted whose "Failed ..." line may follow.
+	connPending uint8 = 1 << iota
+	// connCounted: the connection counted an authentication attempt.
+	connCounted
+	// connProbed: ssh_probe counted the connection as a probe.
+	connProbed
+)
+
+// maxConns bounds the connections remembered per address. Parallel
+// brute-force tools run 4 to 64 connections at once (hydra's default is
+// 16), and sshd itself refuses unauthenticated connections beyond
+// MaxStartups (default 10:30:100), so 64 covers nearly every attacker;
+// past it the oldest connection is forgotten, which can at worst count its
+// closing line as one more attempt. Slots are 16 bytes and only addresses
+// that open that many connections grow that far.
+const maxConns = 64
+
+// sshConns is a small per-address table of recent sshd connections, the
+// oldest replaced first once full.
+type sshConns struct {
+	c    []sshConn
+	next int // the slot to replace next once the table is full
+}
+
+// keyed reports whether ev names its connection (an sshd pid or a port).
+func keyed(ev *event.Event) bool { return ev.PID != 0 || ev.SrcPort != 0 }
+
+// find returns the connection of ev, or nil. A line with a pid belongs to
+// that pid's connection unless both name different ports (a reused pid);
+// a line without one is matched by its source port.
+func (t *sshConns) find(ev *event.Event) *sshConn {
+	if !keyed(ev) {
+		return nil
+	}
+	for i := range t.c {
+		if c := &t.c[i]; c.is(ev) {
+			if c.port == 0 {
+				c.port = ev.SrcPort
+			}
+			return c
+		}
+	}
+	return nil
+}
+
+// is reports whether keyed event ev belongs to connection c.
+func (c *sshConn) is(ev *event.Event) bool {
+	if ev.PID != 0 {
+		return c.pid == ev.PID && (c.port == 0 || ev.SrcPort == 0 || c.port == ev.SrcPort)
+	}
+	return c.port == ev.SrcPort
+}
+
+// get returns the connection of ev, adding it when new. A line that names
+// no connection gets a fresh slot of its own (a mark matched by username
+// only, see orphan).
+func (t *sshConns) get(ev *event.Event) *sshConn {
+	if c := t.find(ev); c != nil {
+		return c
+	}
+	n := sshConn{pid: ev.PID, port: ev.SrcPort}
+	if len(t.c) < maxConns {
+		if t.c == nil {
+			t.c = make([]sshConn, 0, 4) // most addresses open a few connections
+		}
+		t.c = append(t.c, n)
+		return &t.c[len(t.c)-1]
+	}
+	c := &t.c[t.next]
+	*c = n
+	t.next = (t.next + 1) % maxConns
+	return c
+}
+
+// lookup returns the connection of ev, like find, and in the same pass a
+// pending mark that no port ties to a connection (nil when none), for a
+// "Failed ..." line whose own connection has none: PAM's "authentication
+// failure" has no port and, with keyboard-interactive, comes from a PAM
+// child process with a pid of its own; old sshd wrote "Invalid user X from
+// A" without a port. The usernames must agree when both are known. Taking
+// another connection's mark at worst moves a count between connections of
+// the same address; the total stays right.
+func (t *sshConns) lookup(ev *event.Event, h uint64) (own, orphan *sshConn) {
+	for i := range t.c {
+		c := &t.c[i]
+		if own == nil && keyed(ev) && c.is(ev) {
+			own = c
+			continue
+		}
+		if orphan == nil && c.port == 0 && c.flags&connPending != 0 && (c.user == 0 || h == 0 || c.user == h) {
+			orphan = c
+		}
+	}
+	if own != nil && own.port == 0 {
+		own.port = ev.SrcPort
+	}
+	if orphan == own {
+		orphan = nil
+	}
+	return own, orphan
+}
+
+// anyPending reports whether some connection holds a pending mark.
+func (t *sshConns) anyPending() bool {
+	for i := range t.c {
+		if t.c[i].flags&connPending != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// userHash hashes a username; 0 stands for none.
+func userHash(e *Engine, u string) uint64 {
+	if u == "" {
+		return 0
+	}
+	return e.hash(u) | 1
 }
 
 func appendDistinct(list []string, s string) []string {

@@ -1,7 +1,8 @@
 package detect
 
 import (
-	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 )
@@ -143,11 +144,36 @@ func (t *tracker[S]) sweep(now int64) {
 
 func (t *tracker[S]) keys() int { return len(t.m) }
 
-// hashSeed is fixed per process; hashes only ever meet hashes of the same
-// process, so their values need not be stable across runs.
-var hashSeed = maphash.MakeSeed()
+// hash hashes attacker text for the distinct sets, keyed by the engine's
+// secret key (random per engine, kept in its snapshots, so that hashes
+// taken before a restart still match after it). The key stops an attacker
+// from choosing strings that collide to dodge a distinct count. It is a
+// 128-bit multiply-and-fold over 8-byte words (the wyhash construction):
+// fast, allocation-free, and no collision can be aimed without the key.
+func (e *Engine) hash(s string) uint64 {
+	const p0, p1 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+	h := e.hashKey ^ p0 ^ uint64(len(s))*p1
+	for len(s) >= 8 {
+		v := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = mum(h^p0, v^p1)
+		s = s[8:]
+	}
+	var v uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		v = v<<8 | uint64(s[i])
+	}
+	return mum(h^v^p0, uint64(len(s))^p1^e.hashKey)
+}
 
-func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
+// mum multiplies to 128 bits and folds the halves together.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// newHashKey returns a random key for Engine.hash.
+func newHashKey() uint64 { return rand.Uint64() }
 
 // lowerAll lower-cases patterns once, so matching needs no allocation.
 func lowerAll(list []string) []string {
@@ -191,13 +217,4 @@ func containsFold(s, p string) bool {
 		}
 	}
 	return false
-}
-
-func containsAnyFold(s string, pats []string) (string, bool) {
-	for _, p := range pats {
-		if containsFold(s, p) {
-			return p, true
-		}
-	}
-	return "", false
 }

@@ -24,11 +24,12 @@ import (
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/logparse"
 	"github.com/attackmap/attackmap/sensor/logsrc"
+	"github.com/attackmap/attackmap/sensor/webrule"
 )
 
-const usage = `usage: attackmap-sensor detect [--auth-log F]... [--access-log F]... [--fw-log F]...
-       [--events F]... [--year Y] [--tz ZONE] [--include-private] [--config FILE]
-       [--events-out FILE]
+const usage = `usage: attackmap-sensor detect [--auth-log F]... [--access-log F]... [--error-log F]...
+       [--fw-log F]... [--events F]... [--year Y] [--tz ZONE] [--include-private] [--config FILE]
+       [--events-out FILE] [--explain]
 
 Replays log files through the sensor's parsers and detectors, on the
 timestamps inside them, and writes the incidents as JSONL to stdout. Files
@@ -40,6 +41,10 @@ skipped and counted (a summary goes to stderr).
                     journal export ('journalctl -o json'); repeatable
   --access-log F    web access log, common or combined format (nginx, Apache),
                     optionally with a vhost prefix or inside syslog lines; repeatable
+  --error-log F     nginx or Apache (2.2, 2.4) error log: lines naming a client
+                    (forbidden, not found, invalid URI or method, rate limited,
+                    basic-auth failures), bare, inside syslog lines or a journal
+                    export; zone-less stamps take --tz; repeatable
   --fw-log F        kernel firewall lines (iptables/nftables LOG, UFW) from
                     kern.log/syslog/messages or a journal export; repeatable
   --events F        raw events JSONL (events-YYYY-MM-DD.jsonl); repeatable
@@ -52,9 +57,16 @@ skipped and counted (a summary goes to stderr).
                     raise incidents (skipped by default, as in the daemon)
   --config FILE     JSON detector settings: either a sensor config with a
                     "detect" section, or the detect section alone; fields left
-                    out keep their defaults
+                    out keep their defaults; its "web_rules" names rule files
+                    added to the embedded web rule pack
   --events-out FILE also write every raw event the parsers produced (one per
                     recognised line) as JSONL to FILE
+  --explain         instead of JSONL, write for every input line what the parser
+                    made of it (kind, detail, address, the fields it read) or that
+                    it did not recognise it, then what each detector that wants
+                    such events did with it (the buckets it fed, before -> after,
+                    the web rules it matched, or why it was ignored), and the
+                    incidents it raised or updated ("=> " and the incident JSON)
 `
 
 // maxLine caps a log line read in a replay; longer lines are skipped.
@@ -76,9 +88,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
 	fs := flag.NewFlagSet("detect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var auth, access, fw, events listFlag
+	var auth, access, errLogs, fw, events listFlag
 	fs.Var(&auth, "auth-log", "")
 	fs.Var(&access, "access-log", "")
+	fs.Var(&errLogs, "error-log", "")
 	fs.Var(&fw, "fw-log", "")
 	fs.Var(&events, "events", "")
 	year := fs.Int("year", 0, "")
@@ -86,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	includePrivate := fs.Bool("include-private", false, "")
 	configFile := fs.String("config", "", "")
 	eventsOut := fs.String("events-out", "", "")
+	explain := fs.Bool("explain", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -94,10 +108,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		return fmt.Errorf("detect: %v (see attackmap-sensor detect -h)", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("detect: unexpected argument %q (files go after --auth-log, --access-log, --fw-log or --events)", fs.Arg(0))
+		return fmt.Errorf("detect: unexpected argument %q (files go after --auth-log, --access-log, --error-log, --fw-log or --events)", fs.Arg(0))
 	}
-	if len(auth)+len(access)+len(fw)+len(events) == 0 {
-		return errors.New("detect: no input: give --auth-log, --access-log, --fw-log or --events")
+	if len(auth)+len(access)+len(errLogs)+len(fw)+len(events) == 0 {
+		return errors.New("detect: no input: give --auth-log, --access-log, --error-log, --fw-log or --events")
 	}
 	if *year != 0 && (*year < 1970 || *year > 9999) {
 		return fmt.Errorf("detect: --year %d is not a year", *year)
@@ -119,10 +133,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	if *includePrivate {
 		cfg.IncludePrivate = true
 	}
+	rules, err := webrule.Load(cfg.WebRules...)
+	if err != nil {
+		return fmt.Errorf("detect: web_rules: %w", oneLine(err))
+	}
 
 	// Open every input before writing anything, so a typo fails at once.
 	popts := logparse.Options{Year: *year, Location: loc, Now: now}
 	var streams []*stream
+	parserName := "" // the parser of the files add opens next, for --explain
 	defer func() {
 		for _, s := range streams {
 			s.f.Close()
@@ -138,11 +157,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 				f.Close()
 				return fmt.Errorf("detect: %s is a directory", p)
 			}
-			streams = append(streams, &stream{name: p, f: f, r: bufio.NewReaderSize(f, 64<<10), decode: mk()})
+			streams = append(streams, &stream{name: p, f: f, r: bufio.NewReaderSize(f, 64<<10), decode: mk(), parser: parserName})
 		}
 		return nil
 	}
 	decoder := func(k logsrc.Kind) func() func([]byte) (event.Event, bool) {
+		parserName = k.String() + " parser"
 		return func() func([]byte) (event.Event, bool) { return logsrc.NewDecoder(k, popts).Decode }
 	}
 	if err := add(auth, decoder(logsrc.Auth)); err != nil {
@@ -151,9 +171,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	if err := add(access, decoder(logsrc.Access)); err != nil {
 		return err
 	}
+	if err := add(errLogs, decoder(logsrc.Error)); err != nil {
+		return err
+	}
 	if err := add(fw, decoder(logsrc.Firewall)); err != nil {
 		return err
 	}
+	parserName = "raw event reader"
 	if err := add(events, func() func([]byte) (event.Event, bool) { return decodeEvent }); err != nil {
 		return err
 	}
@@ -167,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		evOut = bufio.NewWriter(f)
 	}
 
-	eng := detect.New(cfg)
+	eng := detect.New(cfg, detect.WithWebRules(rules))
 	w := bufio.NewWriter(stdout)
 	var nIncidents, nEvents int
 	emit := func(ins []incident.Incident) error {
@@ -180,11 +204,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
 			}
+			if *explain {
+				w.WriteString("  => ")
+			}
 			w.Write(b)
 			w.WriteByte('\n')
 			nIncidents++
 		}
 		return nil
+	}
+	if *explain {
+		for _, s := range streams {
+			s.skip = func(name, parser string, n int, line []byte) { explainSkipped(w, name, parser, n, line) }
+		}
 	}
 	// Merge the inputs by event time, so detectors see one timeline.
 	for _, s := range streams {
@@ -215,15 +247,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			evOut.Write(b)
 			evOut.WriteByte('\n')
 		}
-		if err := emit(eng.Handle(ev)); err != nil {
+		if *explain {
+			ins, notes := eng.Explain(ev)
+			explainEvent(w, min.name, min.evLine, &ev, notes)
+			if err := emit(ins); err != nil {
+				return err
+			}
+		} else if err := emit(eng.Handle(ev)); err != nil {
 			return err
 		}
 		if err := min.next(); err != nil {
 			return err
 		}
 	}
-	if err := emit(eng.Flush()); err != nil {
-		return err
+	if ins := eng.Flush(); len(ins) > 0 {
+		if *explain {
+			w.WriteString("end of input: the last copy of each incident that changed since it was written\n")
+		}
+		if err := emit(ins); err != nil {
+			return err
+		}
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("detect: writing incidents: %w", err)
@@ -246,6 +289,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 // stream reads events from one file in order.
 type stream struct {
 	name    string
+	parser  string // which parser reads it, for --explain
 	f       *os.File
 	r       *bufio.Reader
 	decode  func([]byte) (event.Event, bool)
@@ -253,6 +297,10 @@ type stream struct {
 	ok      bool
 	lines   int
 	skipped int
+	evLine  int // line number of ev
+	// skip, when set, is told about every line no event came from
+	// (--explain).
+	skip func(name, parser string, n int, line []byte)
 }
 
 // next reads up to the next recognised line.
@@ -263,11 +311,14 @@ func (s *stream) next() error {
 		if line != nil {
 			s.lines++
 			if ev, ok := s.decode(line); ok && !ev.TS.IsZero() {
-				s.ev, s.ok = ev, true
+				s.ev, s.ok, s.evLine = ev, true, s.lines
 				return nil
 			}
 			if len(bytes.TrimSpace(line)) > 0 {
 				s.skipped++
+				if s.skip != nil {
+					s.skip(s.name, s.parser, s.lines, line)
+				}
 			}
 		}
 		if err == io.EOF {
@@ -333,4 +384,12 @@ func decodeEvent(line []byte) (event.Event, bool) {
 	ev.DstIP = ev.DstIP.WithZone("").Unmap()
 	ev.TS = ev.TS.UTC()
 	return ev, true
+}
+
+// oneLine keeps an error on one line (a rule file's error may quote it).
+func oneLine(err error) error {
+	if !strings.ContainsAny(err.Error(), "\r\n") {
+		return err
+	}
+	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 }

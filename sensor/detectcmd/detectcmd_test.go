@@ -20,7 +20,8 @@ func fixedNow() time.Time { return time.Date(2026, 3, 22, 14, 40, 0, 0, time.UTC
 
 // TestGolden replays every testdata/<case>/ through the command: inputs
 // by file name (auth.log and journal.jsonl -> --auth-log, access.log ->
-// --access-log, fw.log -> --fw-log, events.jsonl -> --events), extra flags
+// --access-log, error.log -> --error-log, fw.log -> --fw-log, events.jsonl
+// -> --events), extra flags
 // from args.txt; the incidents must equal want.jsonl and the raw events
 // want-events.jsonl. Run with -update to rewrite them after a reviewed
 // change.
@@ -34,7 +35,7 @@ func TestGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			var args []string
 			for name, flag := range map[string]string{"auth.log": "--auth-log", "journal.jsonl": "--auth-log",
-				"access.log": "--access-log", "fw.log": "--fw-log", "events.jsonl": "--events"} {
+				"access.log": "--access-log", "error.log": "--error-log", "fw.log": "--fw-log", "events.jsonl": "--events"} {
 				if p := filepath.Join(dir, name); exists(p) {
 					args = append(args, flag, p)
 				}

@@ -84,4 +84,42 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 	// Host is the name of the machine whose log held the line (syslog host).
 	Host string `json:"host,omitempty"`
+	// HTTPVersion is the protocol of an http_request's request line as
+	// logged ("HTTP/1.1"); empty when the line had none.
+	HTTPVersion string `json:"http_version,omitempty"`
+
+	// Origin says where a collector read the event. It is not part of the
+	// JSON (the raw events format is unchanged): the detection stage keeps
+	// a clock per origin and ties its checkpoint to the lines consumed.
+	Origin Origin `json:"-"`
+}
+
+// Origin is where an event was read.
+type Origin struct {
+	// Key names the input: the path of a followed log file. Empty for the
+	// kernel and the journal, which Source names.
+	Key string
+	// Pos is the file reader's state just past the event's line (zero for
+	// other inputs).
+	Pos FilePos
+}
+
+// FilePos is the state of a file reader (sensor/tail): the file at the
+// followed path and, while it is still drained after a rotation, its
+// renamed predecessor.
+type FilePos struct {
+	Cur, Prev FileRef
+}
+
+// FileRef is one file and how far it was read.
+type FileRef struct {
+	// Dev and Ino identify the file while it keeps its inode.
+	Dev, Ino uint64
+	// Off is the byte offset just past the last line handed over.
+	Off int64
+	// Sum is a fingerprint (FNV-1a) of the file's first SumLen bytes: it
+	// tells a file truncated and refilled in place (copytruncate), or
+	// compressed under a new name, from another one. SumLen 0: none yet.
+	Sum    uint64
+	SumLen int64
 }

@@ -126,8 +126,10 @@ func (e Entry) Header() logparse.Header {
 	if e.Transport == "kernel" {
 		prog = "kernel"
 	}
-	return logparse.Header{TS: e.TS, Host: e.Host, Prog: prog, PID: e.PID, Msg: e.Message,
-		Source: event.SourceJournald}
+	// sshd run with -e (containers, some units) logs to stderr, and
+	// OpenSSH ends stderr lines with "\r\n": the journal keeps the CR.
+	return logparse.Header{TS: e.TS, Host: e.Host, Prog: prog, PID: e.PID,
+		Msg: strings.TrimSuffix(e.Message, "\r"), Source: event.SourceJournald}
 }
 
 // Matches for the sensor's two uses of the journal.

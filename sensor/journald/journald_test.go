@@ -181,3 +181,13 @@ func TestFollowerWithRealJournalctl(t *testing.T) {
 	journalRemote(t, dir, 3, "Invalid user b from 185.220.101.34 port 3")
 	run(nil, "Invalid user b from 185.220.101.34 port 3")
 }
+
+func TestHeaderDropsTheCRThatSSHDWritesToStderr(t *testing.T) {
+	e, err := ParseEntry([]byte(`{"__REALTIME_TIMESTAMP":"1774189923000000","SYSLOG_IDENTIFIER":"sshd","_PID":"9","MESSAGE":"Failed password for root from 192.0.2.5 port 4000 ssh2\r"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := e.Header(); h.Msg != "Failed password for root from 192.0.2.5 port 4000 ssh2" {
+		t.Fatalf("message %q", h.Msg)
+	}
+}

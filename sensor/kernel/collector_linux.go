@@ -115,9 +115,11 @@ func mountTracefs() error {
 type Collector struct {
 	log      *slog.Logger
 	interval time.Duration
-	netWait  time.Duration // Config.NetLaneWait
-	// waitTimer bounds a wait for room in the network lane; only the
-	// reader goroutine uses it.
+	// wait is the bound on a wait for room in each lane (Config.NetLaneWait,
+	// Config.ProcLaneWait; 0: never wait).
+	wait [2]time.Duration
+	// waitTimer bounds a wait for room in a lane; only the reader
+	// goroutine uses it.
 	waitTimer *time.Timer
 	stopping  <-chan struct{} // ctx.Done() of Run: ends a wait at once
 	objs      bpf.CollectorObjects
@@ -165,7 +167,7 @@ func Start(cfg Config) (_ *Collector, err error) {
 	c := &Collector{
 		log:      cfg.Logger,
 		interval: cfg.DropLogInterval,
-		netWait:  cfg.NetLaneWait,
+		wait:     [2]time.Duration{laneNet: laneWait(cfg.NetLaneWait), laneProc: laneWait(cfg.ProcLaneWait)},
 		net:      make(chan event.Event, LaneCapacity),
 		proc:     make(chan event.Event, LaneCapacity),
 	}
@@ -317,19 +319,28 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 }
 
-// dispatch hands an event to its lane. By default it never blocks: a
-// full lane drops the event and counts it, so a slow consumer costs
-// events, never the ring buffer's progress or the other lane's events.
+// laneWait turns a configured wait into the one used: 0 is the default,
+// negative is no wait.
+func laneWait(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultLaneWait
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// dispatch hands an event to its lane. A full lane is waited on for up to
+// its bound (Config.NetLaneWait, Config.ProcLaneWait): the kernel ring keeps
+// filling meanwhile, so nothing is lost until the ring itself is full, and
+// then the kernel counts it. Only a consumer that takes nothing for the
+// whole wait costs an event here (a user-space drop, counted).
 //
-// Before dropping it yields a few times: a consumer woken by our sends
-// usually waits in this P's run queue while the reader keeps the CPU
-// through a burst, and a Gosched lets it drain the lane. That is not
-// waiting: if the consumer does not make room, the event is dropped.
-//
-// With Config.NetLaneWait > 0 a full network lane is waited on for up to
-// that long (the kernel ring keeps filling meanwhile, so nothing is lost
-// until it is full); the process lane is never waited on, so an exec/open
-// flood still cannot hold up network events.
+// With waiting switched off (a negative bound) a full lane drops the event
+// after yielding a few times: a consumer woken by our sends usually waits
+// in this P's run queue while the reader keeps the CPU through a burst, and
+// a Gosched lets it drain the lane.
 func (c *Collector) dispatch(ev event.Event, ln lane) {
 	ch := c.net
 	if ln == laneProc {
@@ -341,11 +352,11 @@ func (c *Collector) dispatch(ev event.Event, ln lane) {
 		return
 	default:
 	}
-	if ln == laneNet && c.netWait > 0 {
+	if w := c.wait[ln]; w > 0 {
 		if c.waitTimer == nil {
-			c.waitTimer = time.NewTimer(c.netWait)
+			c.waitTimer = time.NewTimer(w)
 		} else {
-			c.waitTimer.Reset(c.netWait)
+			c.waitTimer.Reset(w)
 		}
 		select {
 		case ch <- ev:

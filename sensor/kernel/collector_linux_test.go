@@ -535,8 +535,8 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	}
 }
 
-func TestDispatchNeverBlocks(t *testing.T) {
-	c := &Collector{net: make(chan event.Event, 2), proc: make(chan event.Event, 2)}
+func TestDispatchWithoutWaitDropsAtOnce(t *testing.T) {
+	c := &Collector{net: make(chan event.Event, 2), proc: make(chan event.Event, 2)} // wait 0: off
 	// A flood of process events fills its lane...
 	for range 10 {
 		c.dispatch(event.Event{Kind: event.KindExec}, laneProc)
@@ -556,31 +556,103 @@ func TestDispatchNeverBlocks(t *testing.T) {
 	}
 }
 
-func TestNetLaneWait(t *testing.T) {
-	c := &Collector{net: make(chan event.Event, 1), proc: make(chan event.Event, 1), netWait: 20 * time.Millisecond}
-	c.dispatch(event.Event{Kind: event.KindProbe}, laneNet)
-	// Full and nobody reading: the reader waits netWait, then drops.
-	start := time.Now()
-	c.dispatch(event.Event{Kind: event.KindProbe}, laneNet)
-	if d := time.Since(start); d < 20*time.Millisecond {
-		t.Errorf("gave up after %v, want a wait of 20 ms", d)
+func TestLaneWaitIsTheDefault(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  time.Duration
+		want time.Duration
+	}{{0, DefaultLaneWait}, {-1, 0}, {50 * time.Millisecond, 50 * time.Millisecond}} {
+		if got := laneWait(tc.cfg); got != tc.want {
+			t.Errorf("laneWait(%v) = %v, want %v", tc.cfg, got, tc.want)
+		}
 	}
-	if n := c.st.userDrops[laneNet].Load(); n != 1 {
-		t.Errorf("net drops = %d, want 1", n)
+}
+
+func TestFullLaneWaitsBoundedThenDrops(t *testing.T) {
+	for _, ln := range []lane{laneNet, laneProc} {
+		t.Run([]string{"net", "proc"}[ln], func(t *testing.T) {
+			c := &Collector{net: make(chan event.Event, 1), proc: make(chan event.Event, 1)}
+			c.wait[ln] = 20 * time.Millisecond
+			ch := c.net
+			if ln == laneProc {
+				ch = c.proc
+			}
+			c.dispatch(event.Event{Kind: event.KindProbe}, ln)
+			// Full and nobody reading: the reader waits, then drops.
+			start := time.Now()
+			c.dispatch(event.Event{Kind: event.KindProbe}, ln)
+			if d := time.Since(start); d < 20*time.Millisecond {
+				t.Errorf("gave up after %v, want a wait of 20 ms", d)
+			}
+			if n := c.st.userDrops[ln].Load(); n != 1 {
+				t.Errorf("drops = %d, want 1", n)
+			}
+			// A consumer that makes room in time: nothing lost.
+			got := make(chan event.Event)
+			go func() { <-ch; got <- <-ch }()
+			c.dispatch(event.Event{Kind: event.KindAccept}, ln)
+			if ev := <-got; ev.Kind != event.KindAccept || c.st.userDrops[ln].Load() != 1 {
+				t.Errorf("got %v, drops %d", ev.Kind, c.st.userDrops[ln].Load())
+			}
+		})
 	}
-	// A consumer that makes room in time: nothing lost.
-	got := make(chan event.Event)
-	go func() { <-c.net; got <- <-c.net }()
-	c.dispatch(event.Event{Kind: event.KindAccept}, laneNet)
-	if ev := <-got; ev.Kind != event.KindAccept || c.st.userDrops[laneNet].Load() != 1 {
-		t.Errorf("got %v, drops %d", ev.Kind, c.st.userDrops[laneNet].Load())
+}
+
+// TestBurstSpillsIntoTheRingNotOntoTheFloor knocks on a closed port several
+// times LaneCapacity while the consumer is stalled, with the default
+// configuration: the lane fills, the reader waits, the records queue in the
+// kernel ring, and once the consumer resumes every knock arrives, with no
+// drop anywhere.
+func TestBurstSpillsIntoTheRingNotOntoTheFloor(t *testing.T) {
+	requireBPF(t)
+	c, err := Start(Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The process lane is never waited on, whatever NetLaneWait says.
-	c.netWait = time.Hour
-	c.dispatch(event.Event{Kind: event.KindExec}, laneProc)
-	c.dispatch(event.Event{Kind: event.KindExec}, laneProc)
-	if n := c.st.userDrops[laneProc].Load(); n != 1 {
-		t.Errorf("proc drops = %d, want 1", n)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	port := closedPorts(t, "tcp4", "127.0.0.1", 1)[0]
+	src := netip.MustParseAddr("127.77.0.9")
+	const knocks = 3 * LaneCapacity
+	// Stalled consumer: nobody reads the lanes while the burst runs (the
+	// wait per event stays far below DefaultLaneWait, the burst is fast).
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: time.Second}
+	sent := 0
+	for range knocks {
+		conn, err := d.Dial("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
+		if err == nil {
+			conn.Close()
+			t.Fatal("closed port accepted a connection")
+		}
+		sent++
+	}
+	got := 0
+	deadline := time.After(10 * time.Second)
+	for got < sent {
+		select {
+		case ev := <-c.Net():
+			if ev.Kind == event.KindProbe && ev.SrcIP == src && ev.DstPort == port {
+				got++
+			}
+		case <-c.Proc():
+		case <-deadline:
+			t.Fatalf("received %d of %d knocks within 10 s", got, sent)
+		}
+	}
+	k, u := c.Drops()
+	if got != sent || k != 0 || u != 0 {
+		t.Errorf("knocks: sent %d, received %d; drops: kernel %d, user %d; want all, 0, 0", sent, got, k, u)
+	}
+	cancel()
+	go func() {
+		for range c.Proc() {
+		}
+	}()
+	for range c.Net() {
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }
 

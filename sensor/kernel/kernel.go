@@ -16,15 +16,18 @@
 //
 // Both channels are closed when Run returns.
 //
-// The reader never blocks. Events travel in two lanes: network events in
-// one channel, process events (exec, open) in another, so an exec or open
-// flood cannot starve the network events a port-scan detector needs. A full
-// channel drops the event and counts it (user-space drops); with
-// Config.NetLaneWait the reader may instead wait a bounded time for room in
-// the network lane (never in the process lane). In the kernel,
-// a record that cannot be reserved is counted per CPU (kernel drops), and
-// process records may use only half of the ring, so they cannot starve
-// network records there either. Both counters are logged periodically when
+// Events travel in two lanes: network events in one channel, process
+// events (exec, open) in another, so an exec or open flood cannot starve the
+// network events a port-scan detector needs. When a lane is full the reader
+// waits, up to Config.NetLaneWait or Config.ProcLaneWait (DefaultLaneWait),
+// for the consumer to make room; meanwhile the kernel keeps writing into
+// the ring buffer, which is the burst buffer (about 100,000 network
+// records), so a burst spills into the ring instead of onto the floor. Only
+// a consumer that takes nothing for the whole wait loses the event (counted
+// as a user-space drop). The kernel side never blocks: a record that cannot
+// be reserved is counted per CPU (kernel drops), and process records may
+// use only half of the ring, so they cannot starve network records there.
+// Both counters are logged periodically when
 // they grow and exported as Prometheus metrics.
 //
 // Known limits, by design of what this kernel family offers (tracepoints
@@ -46,11 +49,21 @@ import (
 )
 
 // LaneCapacity is the capacity of each lane's channel. 1024 events cover a
-// consumer stall of about 10 ms at 100,000 events/s: long enough for a GC
-// pause or a journal fsync, short enough that a detector which cannot keep
-// up shows as counted drops within a second instead of as growing memory.
-// The kernel ring buffer is the large burst buffer, not these channels.
+// consumer stall of about 4 ms at 240,000 events/s; a longer stall makes
+// the reader wait (DefaultLaneWait) while the kernel ring buffer, the
+// large burst buffer, absorbs the rest. The lanes stay small so that
+// memory does not grow with a burst: the ring's size is fixed.
 const LaneCapacity = 1024
+
+// DefaultLaneWait bounds how long the reader waits for room in a full
+// lane before it drops the event. The ring buffer keeps filling meanwhile
+// (8 MiB hold about 100,000 network records: 0.4 s of a 240,000 events/s
+// storm, 1 s of 100,000/s), so a consumer paused by GC, a journal fsync or
+// the scheduler loses nothing. A consumer that takes no event for a whole
+// second is stuck, not slow: past the wait the event is dropped and
+// counted, and each later event again waits up to a second, so in practice
+// the ring fills and the loss is counted in the kernel.
+const DefaultLaneWait = time.Second
 
 // DefaultRingBufferBytes is the default size of the kernel ring buffer:
 // 8 MiB. Network records take 80 bytes with their header, and they may use
@@ -108,13 +121,17 @@ type Config struct {
 	// DropLogInterval is how often drop counters are logged when they
 	// grew. 0 means DefaultDropLogInterval.
 	DropLogInterval time.Duration
-	// NetLaneWait lets the reader wait up to this long for room in a full
-	// network lane before it drops the event, leaving the records behind
-	// it in the kernel ring buffer (which holds about a second of a
-	// 100,000 events/s storm) instead of losing them when the consumer's
-	// thread was merely descheduled. The process lane is never waited on.
-	// 0 (the default) never waits: a full lane drops at once.
+	// NetLaneWait bounds the reader's wait for room in a full network lane
+	// before it drops the event; the records behind it stay in the kernel
+	// ring buffer meanwhile. 0 means DefaultLaneWait; a negative value
+	// never waits (a full lane drops at once, the old behaviour).
 	NetLaneWait time.Duration
+	// ProcLaneWait is the same bound for the process lane (exec, open).
+	// While the reader waits there, network records queue in the ring,
+	// where process records may take only half the room, so an exec flood
+	// delays network events but cannot crowd them out. 0 means
+	// DefaultLaneWait; negative never waits.
+	ProcLaneWait time.Duration
 }
 
 // rule is a compiled sensitive-path entry, the Go side of struct open_rule.

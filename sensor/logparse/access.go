@@ -16,6 +16,10 @@ const (
 	MaxUA     = 512
 	MaxMethod = 32
 	MaxVhost  = 255
+	// MaxHTTPVersion caps the protocol of a request line: real ones are
+	// 8 bytes ("HTTP/1.1"); a longer one is kept, capped, as evidence of
+	// a malformed request.
+	MaxHTTPVersion = 16
 )
 
 // DetailStatic marks an http_request for a static resource (stylesheet,
@@ -61,7 +65,11 @@ func (p *Access) Message(h Header) (event.Event, bool) {
 //	[vhost[:port] ]client ident user [22/Mar/2026:14:32:01 +0000] "GET /p?q HTTP/1.1" 404 153[ "referer" "ua"]
 //
 // The client address is the first or second field, which the server
-// writes; everything from the request on is the client's.
+// writes; everything from the request on is the client's. Variants seen
+// in the wild parse too: a quoted user ("jeff"), one of ident and user
+// missing, no size before the quoted fields, a single quoted field after
+// the size (the user agent, unless it is "-" or a URL: then it is the
+// referer), and extra quoted fields after the user agent (ignored).
 func parseAccess(l string) (event.Event, bool) {
 	var ev event.Event
 	f1, rest, ok := strings.Cut(l, " ")
@@ -85,16 +93,31 @@ func parseAccess(l string) (event.Event, bool) {
 	// Authorization header and may hold spaces; the stamp is the first
 	// bracketed, well-formed one.
 	var ts time.Time
-	for {
+	idUser := rest
+	for off := 0; ; {
 		i := strings.Index(rest, " [")
 		if i < 0 {
 			return ev, false
 		}
+		off += i
 		rest = rest[i+2:]
 		if t, ok := parseCLFTime(rest); ok {
 			ts = t
 			rest = rest[len("22/Mar/2026:14:32:01 +0000]"):]
+			idUser = idUser[:off]
 			break
+		}
+		off += 2
+	}
+	// "ident user": the user is what follows the first space; nginx
+	// writes it bare, some Apache formats quote it; "-" is none.
+	var user string
+	if _, u, ok := strings.Cut(idUser, " "); ok {
+		if len(u) >= 2 && u[0] == '"' && u[len(u)-1] == '"' {
+			u = u[1 : len(u)-1]
+		}
+		if u != "-" {
+			user = u
 		}
 	}
 	rest, ok = strings.CutPrefix(rest, " \"")
@@ -114,7 +137,10 @@ func parseAccess(l string) (event.Event, bool) {
 		return ev, false
 	}
 	rest = rest[min(4, len(rest)):]
-	sizeStr, rest, _ := strings.Cut(rest, " ")
+	var sizeStr string
+	if !strings.HasPrefix(rest, "\"") { // some formats log no size
+		sizeStr, rest, _ = strings.Cut(rest, " ")
+	}
 	var size int64
 	if sizeStr != "-" {
 		for i := 0; i < len(sizeStr) && i < 18; i++ {
@@ -127,9 +153,13 @@ func parseAccess(l string) (event.Event, bool) {
 	}
 	var ua string
 	if r, ok := strings.CutPrefix(rest, "\""); ok {
-		if _, r, ok = cutQuoted(r); ok { // referer
+		var q1 string
+		if q1, r, ok = cutQuoted(r); ok { // referer
 			if r, ok = strings.CutPrefix(r, " \""); ok {
 				ua, _, _ = cutQuoted(r)
+			} else if !isReferer(q1) {
+				// One quoted field only: "%r" %>s %b "%{User-agent}i".
+				ua = q1
 			}
 		}
 	}
@@ -146,6 +176,9 @@ func parseAccess(l string) (event.Event, bool) {
 	if ua != "" && ua != "-" {
 		ev.UA = incident.CleanText(ua, MaxUA)
 	}
+	if user != "" {
+		ev.User = incident.CleanText(user, MaxUser)
+	}
 	method, target, proto := splitRequest(req)
 	if proto == "" {
 		// Not an HTTP request line (TLS handshake bytes, garbage): keep
@@ -154,6 +187,7 @@ func parseAccess(l string) (event.Event, bool) {
 		return ev, true
 	}
 	ev.Method = incident.CleanText(method, MaxMethod)
+	ev.HTTPVersion = incident.CleanText(proto, MaxHTTPVersion)
 	path, query, _ := strings.Cut(target, "?")
 	ev.Path = incident.CleanText(path, MaxPath)
 	if query != "" {
@@ -166,13 +200,22 @@ func parseAccess(l string) (event.Event, bool) {
 }
 
 // splitRequest splits "GET /p HTTP/1.1" at its first and last spaces.
+// CONNECT targets ("host:443") and absolute URIs ("http://host/p") are
+// targets like any other.
 func splitRequest(req string) (method, target, proto string) {
 	i := strings.IndexByte(req, ' ')
 	j := strings.LastIndexByte(req, ' ')
-	if i <= 0 || j <= i || !strings.HasPrefix(req[j+1:], "HTTP/") {
+	if i <= 0 || j <= i || len(req)-j-1 < 5 || !strings.EqualFold(req[j+1:j+6], "HTTP/") {
 		return "", "", ""
 	}
 	return req[:i], req[i+1 : j], req[j+1:]
+}
+
+// isReferer tells a lone quoted field that is a referer ("-", a URL)
+// from a user agent.
+func isReferer(s string) bool {
+	return s == "" || s == "-" || strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") ||
+		strings.HasPrefix(s, "/")
 }
 
 // cutQuoted reads a quoted field whose opening quote is already consumed,

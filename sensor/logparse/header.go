@@ -113,8 +113,9 @@ func (s *stamper) bsdTime(mon time.Month, day, hh, mm, ss int) time.Time {
 
 // ParseHeader splits a syslog line into stamp, host, program, pid and
 // message. It knows BSD (RFC 3164) lines, RFC 3339/ISO 8601 stamps as
-// rsyslog writes them, and RFC 5424; an optional <PRI> is skipped. A line
-// with none of these is returned whole as the message with ok == false.
+// rsyslog writes them, and RFC 5424; an optional <PRI> is skipped. What may
+// follow a stamp is described at afterStamp. A line without a stamp is
+// returned whole as the message with ok == false.
 func (s *stamper) ParseHeader(line string) (Header, bool) {
 	rest := line
 	if len(rest) > 2 && rest[0] == '<' {
@@ -138,31 +139,91 @@ func (s *stamper) ParseHeader(line string) (Header, bool) {
 	if !ok {
 		return Header{Msg: line}, false
 	}
-	// host
-	sp := indexByte(rest, ' ')
-	if sp <= 0 {
-		return Header{Msg: line}, false
+	return s.afterStamp(h.TS, rest), true
+}
+
+// afterStamp splits what follows a syslog stamp. It knows "HOST TAG: MSG";
+// "TAG: MSG" and "[TAG] MSG" without a host; "HOST FACILITY.LEVEL TAG: MSG"
+// (syslogds told to write the priority, e.g. "vps auth.info sshd[1]: ");
+// and "FACILITY.LEVEL: MSG" (svlogd and similar, where the program is
+// unknown and Prog stays empty). Solaris's "[ID 800047 auth.info] " after
+// the tag is dropped. Anything else is a bare message with a stamp (e.g.
+// "2018-06-26 13:22:02.108781500 Failed password ..."), Prog empty.
+func (s *stamper) afterStamp(ts time.Time, rest string) Header {
+	h := Header{TS: ts}
+	tok, after := cutToken(rest)
+	if !isTag(tok) {
+		tok2, after2 := cutToken(after)
+		if isFacilityLevel(tok2) {
+			tok2, after2 = cutToken(after2)
+		}
+		if tok == "" || !isTag(tok2) || tok2[0] == '[' {
+			return Header{TS: ts, Msg: rest}
+		}
+		h.Host, tok, after = tok, tok2, after2
 	}
-	h.Host, rest = rest[:sp], rest[sp+1:]
-	// tag: "prog[pid]: " or "prog: "
-	sp = indexByte(rest, ' ')
-	var tag string
-	if sp < 0 {
-		tag, rest = rest, ""
-	} else {
-		tag, rest = rest[:sp], rest[sp+1:]
+	tag, _ := strings.CutSuffix(tok, ":")
+	switch {
+	case tag[0] == '[': // "[sshd]"
+		tag = tag[1 : len(tag)-1]
+	case tag[len(tag)-1] == ']':
+		if i := indexByte(tag, '['); i > 0 {
+			h.PID = atoi(tag[i+1 : len(tag)-1])
+			tag = tag[:i]
+		}
 	}
-	if len(tag) < 2 || tag[len(tag)-1] != ':' {
-		return Header{Msg: line}, false
+	if !isFacilityLevel(tag) {
+		h.Prog = tag
 	}
-	tag = tag[:len(tag)-1]
-	if i := indexByte(tag, '['); i > 0 && tag[len(tag)-1] == ']' {
-		h.PID = atoi(tag[i+1 : len(tag)-1])
-		tag = tag[:i]
+	if strings.HasPrefix(after, "[ID ") {
+		if i := indexByteN(after, ']', 64); i > 0 {
+			after = strings.TrimPrefix(after[i+1:], " ")
+		}
 	}
-	h.Prog = tag
-	h.Msg = rest
-	return h, true
+	h.Msg = after
+	return h
+}
+
+// cutToken splits s at its first space.
+func cutToken(s string) (tok, rest string) {
+	if i := indexByte(s, ' '); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// isTag reports whether tok is a syslog tag: "prog:", "prog[pid]:", or
+// "[prog]" / "[prog]:" as some syslogds write it.
+func isTag(tok string) bool {
+	n := len(tok)
+	if n < 2 {
+		return false
+	}
+	if tok[0] == '[' {
+		tok = strings.TrimSuffix(tok, ":")
+		return len(tok) > 2 && tok[len(tok)-1] == ']' && indexByte(tok[1:], '[') < 0
+	}
+	return tok[n-1] == ':'
+}
+
+// isFacilityLevel reports whether tok is a syslog "facility.level" such as
+// "auth.info" (an optional ':' after it is allowed).
+func isFacilityLevel(tok string) bool {
+	tok = strings.TrimSuffix(tok, ":")
+	i := strings.LastIndexByte(tok, '.')
+	if i <= 0 {
+		return false
+	}
+	for j := 0; j < i; j++ {
+		if c := tok[j]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	switch tok[i+1:] {
+	case "emerg", "panic", "alert", "crit", "err", "error", "warn", "warning", "notice", "info", "debug":
+		return true
+	}
+	return false
 }
 
 // rfc5424 parses "TS HOST APP PROCID MSGID SD MSG" (after "<PRI>1 ").

@@ -76,12 +76,63 @@ func TestParseHeaderFields(t *testing.T) {
 		{"<13>Mar 22 01:02:03 web-1 CRON[7]: x", "web-1", "CRON", "x", 7, true},
 		{"<13>1 2026-03-22T01:02:03Z web-1 nginx 7 access [x@1 a=\"\\]\\\"x\"] msg", "web-1", "nginx", "msg", 7, true},
 		{"Foo 22 01:02:03 web-1 sshd[42]: x", "", "", "Foo 22 01:02:03 web-1 sshd[42]: x", 0, false},
-		{"Mar 22 01:02:03 web-1", "", "", "Mar 22 01:02:03 web-1", 0, false},
+		{"Mar 22 01:02:03 web-1", "", "", "web-1", 0, true},
+		{"Mar 22", "", "", "Mar 22", 0, false},
 	}
 	for _, c := range cases {
 		h, ok := st.ParseHeader(c.line)
 		if ok != c.ok || h.Host != c.host || h.Prog != c.prog || h.Msg != c.msg || h.PID != c.pid {
 			t.Errorf("%q: got %+v ok=%v", c.line, h, ok)
 		}
+	}
+}
+
+func TestParseHeaderSyslogVariants(t *testing.T) {
+	cases := []struct {
+		name, line      string
+		ts              string // RFC 3339 (nano) in UTC
+		host, prog, msg string
+		pid             int
+	}{
+		{"bsd", "Jun 20 02:18:39 vps sshd[13482]: Invalid user admin from 192.0.2.2",
+			"2026-06-20T02:18:39Z", "vps", "sshd", "Invalid user admin from 192.0.2.2", 13482},
+		{"facility.level between host and program", "Jun 20 02:18:39 vps auth.info sshd[13482]: Invalid user admin from 192.0.2.2",
+			"2026-06-20T02:18:39Z", "vps", "sshd", "Invalid user admin from 192.0.2.2", 13482},
+		{"solaris message id", "Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed keyboard-interactive for james from 192.0.2.30 port 54520 ssh2",
+			"2026-03-29T05:59:23Z", "dusky", "sshd", "Failed keyboard-interactive for james from 192.0.2.30 port 54520 ssh2", 20878},
+		{"svlogd facility instead of host and program", "2015-05-27T04:31:27.46667 auth.info: Invalid user admin from 192.0.2.1",
+			"2015-05-27T04:31:27.46667Z", "", "", "Invalid user admin from 192.0.2.1", 0},
+		{"date space time nanoseconds then bare message", "2018-06-26 13:22:02.108781500 Failed password for woold from 192.0.2.76 port 34718 ssh2",
+			"2018-06-26T13:22:02.1087815Z", "", "", "Failed password for woold from 192.0.2.76 port 34718 ssh2", 0},
+		{"macOS", "2018-12-20 10:09:05.180218+0000 localhost sshd[67566]: Invalid user git from 192.0.2.9 port 35968",
+			"2018-12-20T10:09:05.180218Z", "localhost", "sshd", "Invalid user git from 192.0.2.9 port 35968", 67566},
+		{"sshd-session", "2026-03-22T14:32:01.5+01:00 web-1 sshd-session[7]: Connection closed by 192.0.2.1 port 1 [preauth]",
+			"2026-03-22T13:32:01.5Z", "web-1", "sshd-session", "Connection closed by 192.0.2.1 port 1 [preauth]", 7},
+		{"no host", "Nov 23 21:50:37 sshd[8148]: Connection closed by 192.0.2.1 [preauth]",
+			"2026-11-23T21:50:37Z", "", "sshd", "Connection closed by 192.0.2.1 [preauth]", 8148},
+		{"bracketed program", "Mar  3 00:17:22 [sshd]: User root from 192.0.2.49 not allowed because not listed in AllowUsers",
+			"2026-03-03T00:17:22Z", "", "sshd", "User root from 192.0.2.49 not allowed because not listed in AllowUsers", 0},
+		{"bracketed program without colon", "Jun 25 23:53:34 [sshd] User root from 192.0.2.4 not allowed because not listed in AllowUsers",
+			"2026-06-25T23:53:34Z", "", "sshd", "User root from 192.0.2.4 not allowed because not listed in AllowUsers", 0},
+		{"kernel brackets are message", "Mar  2 01:02:03 web-1 kernel: [ 12.5] IN=eth0",
+			"2026-03-02T01:02:03Z", "web-1", "kernel", "[ 12.5] IN=eth0", 0},
+		{"host without tag is a bare message", "Mar  2 01:02:03 web-1 some text",
+			"2026-03-02T01:02:03Z", "", "", "web-1 some text", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := newStamper(testOpts())
+			h, ok := st.ParseHeader(c.line)
+			if !ok {
+				t.Fatalf("not parsed: %+v", h)
+			}
+			if got := h.TS.UTC().Format(time.RFC3339Nano); got != c.ts {
+				t.Errorf("stamp %s, want %s", got, c.ts)
+			}
+			if h.Host != c.host || h.Prog != c.prog || h.PID != c.pid || h.Msg != c.msg {
+				t.Errorf("got host=%q prog=%q pid=%d msg=%q\nwant host=%q prog=%q pid=%d msg=%q",
+					h.Host, h.Prog, h.PID, h.Msg, c.host, c.prog, c.pid, c.msg)
+			}
+		})
 	}
 }

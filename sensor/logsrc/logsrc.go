@@ -1,5 +1,5 @@
 // Package logsrc is the sensor's log collector front: it follows the
-// configured auth, web access and firewall logs (files through sensor/tail,
+// configured auth, web access, web error and firewall logs (files through sensor/tail,
 // the systemd journal through sensor/journald), parses every line with
 // sensor/logparse and sends the raw events on a channel. Defaults picks the
 // system's usual files when they exist.
@@ -29,6 +29,8 @@ type Config struct {
 	AuthLogs []string `json:"auth_logs,omitempty"`
 	// AccessLogs hold web access lines (nginx/Apache common or combined).
 	AccessLogs []string `json:"access_logs,omitempty"`
+	// ErrorLogs hold nginx or Apache error lines (error.log, error_log).
+	ErrorLogs []string `json:"error_logs,omitempty"`
 	// FWLogs hold kernel firewall lines (kern.log, syslog, messages).
 	FWLogs []string `json:"fw_logs,omitempty"`
 	// UseJournal follows sshd in the systemd journal.
@@ -44,6 +46,10 @@ type Config struct {
 	// FromStart reads files without a saved offset from their beginning
 	// (default: from their end, so a first start does not replay history).
 	FromStart bool `json:"-"`
+	// Resume gives, by path, where to start reading instead of the saved
+	// offsets: the positions of the detection checkpoint, so that exactly
+	// the lines after the ones the checkpointed state has seen are read.
+	Resume map[string]event.FilePos `json:"-"`
 	// Parse sets the zone of zone-less stamps (default local time).
 	Parse logparse.Options `json:"-"`
 	// Logger gets warnings; nothing is logged per line.
@@ -58,10 +64,20 @@ const (
 	Auth Kind = iota
 	Access
 	Firewall
+	Error
 )
 
+// source is the event source of a kind's files.
+func (k Kind) source() string {
+	return [...]string{event.SourceAuthLog, event.SourceAccessLog, event.SourceFirewallLog, event.SourceErrorLog}[k]
+}
+
+// IsMark reports whether ev is a position mark (see Config.Run): no event,
+// only the position of its file's reader.
+func IsMark(ev *event.Event) bool { return ev.Kind == "" && ev.TS.IsZero() && ev.Origin.Key != "" }
+
 func (k Kind) String() string {
-	return [...]string{"auth", "access", "firewall"}[k]
+	return [...]string{"auth", "access", "firewall", "error"}[k]
 }
 
 // Usual locations, in order of preference.
@@ -69,6 +85,7 @@ var (
 	defaultAuth   = []string{"/var/log/auth.log", "/var/log/secure"}
 	defaultAccess = []string{"/var/log/nginx/access.log", "/var/log/apache2/access.log",
 		"/var/log/apache2/other_vhosts_access.log", "/var/log/httpd/access_log"}
+	defaultError     = []string{"/var/log/nginx/error.log", "/var/log/apache2/error.log", "/var/log/httpd/error_log"}
 	defaultFW        = []string{"/var/log/kern.log", "/var/log/messages", "/var/log/syslog"}
 	journalDirs      = []string{"/var/log/journal", "/run/log/journal"}
 	journalctlOnPATH = func() bool { _, err := exec.LookPath("journalctl"); return err == nil }
@@ -76,7 +93,7 @@ var (
 
 // Defaults picks the system's usual logs: /var/log/auth.log or
 // /var/log/secure (the journal's sshd entries when there is neither and
-// the journal is in use), every nginx/Apache access log found, and the
+// the journal is in use), every nginx/Apache access and error log found, and the
 // first of kern.log, messages and syslog for firewall lines (the journal's
 // kernel entries when there is none).
 func Defaults() Config {
@@ -91,6 +108,11 @@ func Defaults() Config {
 			c.AccessLogs = append(c.AccessLogs, p)
 		}
 	}
+	for _, p := range defaultError {
+		if exists(p) {
+			c.ErrorLogs = append(c.ErrorLogs, p)
+		}
+	}
 	if p := firstExisting(defaultFW); p != "" {
 		c.FWLogs = []string{p}
 	} else if journalInUse() {
@@ -101,7 +123,7 @@ func Defaults() Config {
 
 // Empty reports whether c names no log at all.
 func (c Config) Empty() bool {
-	return len(c.AuthLogs)+len(c.AccessLogs)+len(c.FWLogs) == 0 && !c.UseJournal && !c.JournalFirewall
+	return len(c.AuthLogs)+len(c.AccessLogs)+len(c.ErrorLogs)+len(c.FWLogs) == 0 && !c.UseJournal && !c.JournalFirewall
 }
 
 func journalInUse() bool {
@@ -168,7 +190,7 @@ func (c Config) Run(ctx context.Context, out chan<- event.Event) error {
 	files := []struct {
 		kind  Kind
 		paths []string
-	}{{Auth, c.AuthLogs}, {Access, c.AccessLogs}, {Firewall, c.FWLogs}}
+	}{{Auth, c.AuthLogs}, {Access, c.AccessLogs}, {Error, c.ErrorLogs}, {Firewall, c.FWLogs}}
 	for _, f := range files {
 		for _, p := range f.paths {
 			kind, path := f.kind, p
@@ -195,17 +217,40 @@ func (c Config) tailFile(ctx context.Context, kind Kind, path string, log *slog.
 	if c.StateDir != "" {
 		cfg.StateFile = filepath.Join(c.StateDir, "tail-"+stateName(path)+".json")
 	}
-	err := tail.New(cfg).Run(ctx, func(line []byte) error {
-		ev, ok := d.Decode(line)
-		if !ok {
-			return nil
-		}
+	if p, ok := c.Resume[path]; ok {
+		cfg.Resume = &p
+	}
+	// Every event carries its file and the reader's position past its line
+	// (event.Origin). Lines that make no event move the position too: when
+	// the tailer has caught up after such lines, a mark (an event with no
+	// kind and no time, which the detection stage only takes the position
+	// from) says so, so a restart does not read them all again.
+	var tl *tail.Tailer
+	unmarked := false
+	send := func(ev event.Event) error {
 		select {
 		case out <- ev:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	cfg.Idle = func() {
+		if unmarked {
+			unmarked = false
+			_ = send(event.Event{Source: kind.source(), Origin: event.Origin{Key: path, Pos: tl.Pos()}})
+		}
+	}
+	tl = tail.New(cfg)
+	err := tl.Run(ctx, func(line []byte) error {
+		ev, ok := d.Decode(line)
+		if !ok {
+			unmarked = true
+			return nil
+		}
+		unmarked = false
+		ev.Origin = event.Origin{Key: path, Pos: tl.Pos()}
+		return send(ev)
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -266,6 +311,8 @@ func NewDecoder(kind Kind, o logparse.Options) *Decoder {
 		p = logparse.NewAccess(o)
 	case Firewall:
 		p = logparse.NewFirewall(o)
+	case Error:
+		p = logparse.NewErrorLog(o)
 	default:
 		panic(fmt.Sprintf("logsrc: unknown kind %d", kind))
 	}

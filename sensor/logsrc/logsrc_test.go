@@ -59,6 +59,40 @@ func TestRunFollowsEveryKindOfLog(t *testing.T) {
 	}
 }
 
+func TestRunFollowsAConfiguredErrorLog(t *testing.T) {
+	dir := t.TempDir()
+	errLog := filepath.Join(dir, "error.log")
+	cfg := Config{ErrorLogs: []string{errLog}, StateDir: filepath.Join(dir, "state"), FromStart: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan event.Event, 16)
+	done := make(chan error, 1)
+	go func() { done <- cfg.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	write(t, errLog, "2026/03/22 14:32:00 [notice] 1#1: signal process started\n"+
+		"2026/03/22 14:32:01 [error] 812#812: *3 access forbidden by rule, client: 185.220.101.34, server: example.org, request: \"GET /.git/config HTTP/1.1\", host: \"example.org\"\n"+
+		`{"__REALTIME_TIMESTAMP":"1774189923000000","SYSLOG_IDENTIFIER":"apache2","MESSAGE":"[auth_basic:error] [pid 9:tid 9] [client 185.220.101.35:5000] AH01617: user admin: authentication failure for \"/admin\": Password Mismatch"}`+"\n")
+	var got []event.Event
+	for len(got) < 2 {
+		select {
+		case ev := <-out:
+			got = append(got, ev)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("timed out; got %+v", got)
+		}
+	}
+	if got[0].Kind != event.KindHTTPError || got[0].Source != event.SourceErrorLog || got[0].SrcIP.String() != "185.220.101.34" || got[0].Path != "/.git/config" {
+		t.Errorf("nginx line: %+v", got[0])
+	}
+	if got[1].Kind != event.KindHTTPError || got[1].Source != event.SourceJournald || got[1].SrcIP.String() != "185.220.101.35" || got[1].User != "admin" {
+		t.Errorf("journal entry: %+v", got[1])
+	}
+}
+
 func TestRunWithoutLogsIsAnError(t *testing.T) {
 	if err := (Config{}).Run(context.Background(), make(chan event.Event)); err == nil {
 		t.Fatal("no error")
@@ -68,19 +102,22 @@ func TestRunWithoutLogsIsAnError(t *testing.T) {
 func TestDefaultsPicksTheUsualFiles(t *testing.T) {
 	dir := t.TempDir()
 	secure, nginx, messages := filepath.Join(dir, "secure"), filepath.Join(dir, "nginx.log"), filepath.Join(dir, "messages")
-	for _, p := range []string{secure, nginx, messages} {
+	nginxErr, httpdErr := filepath.Join(dir, "nginx-error.log"), filepath.Join(dir, "httpd-error_log")
+	for _, p := range []string{secure, nginx, messages, nginxErr, httpdErr} {
 		write(t, p, "")
 	}
-	defer func(a, b, c []string, j func() bool) {
-		defaultAuth, defaultAccess, defaultFW, journalctlOnPATH = a, b, c, j
-	}(defaultAuth, defaultAccess, defaultFW, journalctlOnPATH)
+	defer func(a, b, c, e []string, j func() bool) {
+		defaultAuth, defaultAccess, defaultFW, defaultError, journalctlOnPATH = a, b, c, e, j
+	}(defaultAuth, defaultAccess, defaultFW, defaultError, journalctlOnPATH)
 	defaultAuth = []string{filepath.Join(dir, "auth.log"), secure}
 	defaultAccess = []string{nginx, filepath.Join(dir, "apache.log")}
+	defaultError = []string{nginxErr, filepath.Join(dir, "apache2-error.log"), httpdErr}
 	defaultFW = []string{filepath.Join(dir, "kern.log"), messages}
 	journalctlOnPATH = func() bool { return false }
 	c := Defaults()
 	if len(c.AuthLogs) != 1 || c.AuthLogs[0] != secure || len(c.AccessLogs) != 1 || c.AccessLogs[0] != nginx ||
-		len(c.FWLogs) != 1 || c.FWLogs[0] != messages || c.UseJournal {
+		len(c.FWLogs) != 1 || c.FWLogs[0] != messages || c.UseJournal ||
+		len(c.ErrorLogs) != 2 || c.ErrorLogs[0] != nginxErr || c.ErrorLogs[1] != httpdErr {
 		t.Fatalf("got %+v", c)
 	}
 	defaultAuth = []string{filepath.Join(dir, "none")}

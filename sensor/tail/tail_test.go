@@ -1,6 +1,8 @@
 package tail
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/sensor/event"
 )
 
 // follow runs a tailer on path until the test ends and returns its lines.
@@ -213,4 +217,170 @@ func TestManyLinesInOrder(t *testing.T) {
 	}
 	appendTo(t, path, sb.String())
 	expect(t, ch, want...)
+}
+
+func TestDropsTheCROfCRLFLines(t *testing.T) {
+	// sshd writes "\r\n" to stderr and to its -E log file.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sshd.log")
+	ch, _ := follow(t, Config{Path: path})
+	appendTo(t, path, "Invalid user a from 192.0.2.1 port 1\r\nFailed password for invalid user a from 192.0.2.1 port 1 ssh2\r")
+	expect(t, ch, "Invalid user a from 192.0.2.1 port 1")
+	appendTo(t, path, "\ninner\rCR stays\r\n\r\n")
+	expect(t, ch, "Failed password for invalid user a from 192.0.2.1 port 1 ssh2", "inner\rCR stays", "")
+}
+
+// numbered returns lines "prefix 0" ... as one string, and the lines.
+func numbered(prefix string, from, n int) (string, []string) {
+	var sb strings.Builder
+	var lines []string
+	for i := from; i < from+n; i++ {
+		l := fmt.Sprintf("%s line %03d of a log long enough to tell apart", prefix, i)
+		sb.WriteString(l + "\n")
+		lines = append(lines, l)
+	}
+	return sb.String(), lines
+}
+
+func TestCopytruncateRefilledPastTheOldSizeLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	old, oldLines := numbered("old", 0, 20)
+	appendTo(t, path, old)
+	ch, _ := follow(t, Config{Path: path, FromStart: true})
+	expect(t, ch, oldLines...)
+	// copytruncate, and at once a burst larger than the old file, written
+	// in the same syscall as the truncation as far as the tailer can tell.
+	refill, newLines := numbered("new", 0, 100)
+	if err := os.WriteFile(path+".1", []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(refill); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	expect(t, ch, newLines...)
+	expectNothing(t, ch)
+}
+
+func TestCopytruncateRefilledWhileStoppedLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	stateFile := filepath.Join(dir, "state.json")
+	old, oldLines := numbered("old", 0, 20)
+	appendTo(t, path, old)
+	ch, stop := follow(t, Config{Path: path, StateFile: stateFile, FromStart: true})
+	expect(t, ch, oldLines...)
+	stop()
+	refill, newLines := numbered("new", 0, 100)
+	if err := os.WriteFile(path, []byte(refill), 0o644); err != nil { // same inode, truncated
+		t.Fatal(err)
+	}
+	ch, _ = follow(t, Config{Path: path, StateFile: stateFile})
+	expect(t, ch, newLines...)
+}
+
+func TestReadsARotationCompressedWhileStopped(t *testing.T) {
+	for _, name := range []string{"auth.log.1.gz", "auth.log-20261201.gz", "auth.log.2.gz"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "auth.log")
+			stateFile := filepath.Join(dir, "state.json")
+			first, firstLines := numbered("a", 0, 170)
+			appendTo(t, path, first)
+			ch, stop := follow(t, Config{Path: path, StateFile: stateFile, FromStart: true})
+			expect(t, ch, firstLines...)
+			stop()
+			// While stopped: 30 more lines, then rotation with compress.
+			rest, restLines := numbered("a", 170, 30)
+			appendTo(t, path, rest)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gzipTo(t, filepath.Join(dir, name), b)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			want = append(want, restLines...)
+			if name == "auth.log.2.gz" {
+				// Rotated twice: the file in between is read whole.
+				mid, midLines := numbered("b", 0, 10)
+				appendTo(t, path+".1", mid)
+				want = append(want, midLines...)
+			}
+			now, nowLines := numbered("c", 0, 5)
+			appendTo(t, path, now)
+			want = append(want, nowLines...)
+			ch, _ = follow(t, Config{Path: path, StateFile: stateFile})
+			expect(t, ch, want...)
+			expectNothing(t, ch)
+		})
+	}
+}
+
+func gzipTo(t *testing.T, name string, b []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRestartWithinTheGraceDrainsTheRenamedFileFirst(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth.log")
+	stateFile := filepath.Join(dir, "state.json")
+	first, firstLines := numbered("a", 0, 100)
+	appendTo(t, path, first)
+	ch, stop := follow(t, Config{Path: path, StateFile: stateFile, FromStart: true, RotateGrace: time.Hour})
+	expect(t, ch, firstLines...)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	nw, nwLines := numbered("b", 0, 65)
+	appendTo(t, path, nw)
+	expect(t, ch, nwLines...)
+	stop() // within the grace: the renamed file may still grow
+	late, lateLines := numbered("a", 100, 35)
+	appendTo(t, path+".1", late) // the writer had not reopened yet
+	ch, _ = follow(t, Config{Path: path, StateFile: stateFile, RotateGrace: time.Hour})
+	expect(t, ch, lateLines...)
+	expectNothing(t, ch)
+}
+
+func TestResumeStartsAtTheGivenPosition(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth.log")
+	all, lines := numbered("a", 0, 10)
+	appendTo(t, path, all)
+	var pos []event.FilePos
+	tl := New(Config{Path: path, FromStart: true, Poll: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	n := 0
+	err := tl.Run(ctx, func([]byte) error {
+		pos = append(pos, tl.Pos())
+		if n++; n == len(lines) {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Resume after the 4th line: lines 5.. come again, and no state file
+	// is needed.
+	ch, _ := follow(t, Config{Path: path, Resume: &pos[3]})
+	expect(t, ch, lines[4:]...)
+	if p := pos[9].Cur; p.Off != int64(len(all)) || p.SumLen != fingerprintLen || p.Ino == 0 {
+		t.Errorf("position after the last line: %+v", p)
+	}
 }

@@ -69,7 +69,7 @@ func run(args []string, stdout io.Writer) error {
 	stormMax := fs.Int("storm-max", 1_000_000, "connection attempts per network storm (upper bound)")
 	workers := fs.Int("workers", 4, "load generator threads per network storm")
 	paced := fs.Int("paced", 60_000, "also run each storm paced at this many network events/s (0: only flat out)")
-	netWait := fs.Duration("net-lane-wait", 100*time.Millisecond, "also run the flat-out storms with this Config.NetLaneWait (0: skip)")
+	netWait := fs.Duration("lane-wait", -1, "also run the flat-out storms with this Config.NetLaneWait and ProcLaneWait (negative: waiting off, the drop-at-once behaviour, for comparison; 0: skip; the default configuration waits kernel.DefaultLaneWait)")
 	skipOpen := fs.Bool("skip-open", false, "skip the open() storm")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -242,7 +242,8 @@ func median(v []float64) float64 {
 
 // netStorms runs the connect/accept storm and the knock storm, flat out
 // and paced, with the default configuration, then flat out again with
-// Config.NetLaneWait = netWait (when > 0). Each storm has a fresh collector.
+// Config.NetLaneWait = ProcLaneWait = netWait (when not 0). Each storm has a
+// fresh collector.
 func netStorms(w io.Writer, d time.Duration, maxAttempts, workers, paced int, netWait time.Duration) error {
 	var got [3]atomic.Uint64 // connect, accept, probe from the bench's sources
 	connectNet := netip.MustParsePrefix("127.8.0.0/16")
@@ -290,7 +291,7 @@ func netStorms(w io.Writer, d time.Duration, maxAttempts, workers, paced int, ne
 		mode      string
 		port      int
 		rate      int           // attempts/s, 0 = as fast as possible
-		wait      time.Duration // Config.NetLaneWait
+		wait      time.Duration // Config.NetLaneWait and ProcLaneWait (0: default)
 		kindsSeen func() uint64
 	}
 	var storms []storm
@@ -300,8 +301,11 @@ func netStorms(w io.Writer, d time.Duration, maxAttempts, workers, paced int, ne
 			pace = fmt.Sprintf("paced at %d attempts/s", rate)
 		}
 		cfg := "default config"
-		if wait > 0 {
-			cfg = fmt.Sprintf("NetLaneWait %v", wait)
+		switch {
+		case wait < 0:
+			cfg = "lane waits off"
+		case wait > 0:
+			cfg = fmt.Sprintf("lane waits %v", wait)
 		}
 		storms = append(storms,
 			storm{"connect/accept storm, " + pace + ", " + cfg + " (connect + accept per connection)", "connect", open, rate, wait,
@@ -313,14 +317,14 @@ func netStorms(w io.Writer, d time.Duration, maxAttempts, workers, paced int, ne
 	if paced > 0 {
 		add(paced/2, 0) // two network events per attempt
 	}
-	if netWait > 0 {
+	if netWait != 0 {
 		add(0, netWait)
 	}
 	for _, s := range storms {
 		for i := range got {
 			got[i].Store(0)
 		}
-		r, err := startCollector(kernel.Config{NetLaneWait: s.wait}, count)
+		r, err := startCollector(kernel.Config{NetLaneWait: s.wait, ProcLaneWait: s.wait}, count)
 		if err != nil {
 			return err
 		}

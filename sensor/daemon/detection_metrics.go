@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"sort"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/attackmap/attackmap/sensor/detect"
+	"github.com/attackmap/attackmap/sensor/respond"
+)
+
+// detectionMetrics exports the detection stage's state and the responder's
+// decisions. The engine belongs to the detection goroutine, so that
+// goroutine publishes a copy of its Stats at every flush (flushEvery) and a
+// scrape reads the copy; the responder's Stats are safe to read at any
+// time. The eBPF collector registers its own counters (kernel.Register).
+type detectionMetrics struct {
+	engine atomic.Pointer[detect.Stats]
+	resp   *respond.Responder
+
+	keys, evicted, ahead                          *prometheus.Desc
+	active, blocks, skips, expired, offersDropped *prometheus.Desc
+	kernelDrops                                   *prometheus.Desc
+}
+
+func newDetectionMetrics(resp *respond.Responder) *detectionMetrics {
+	b := []string{"backend"}
+	return &detectionMetrics{
+		resp: resp,
+		keys: prometheus.NewDesc("attackmap_sensor_detector_keys",
+			"Source addresses the detectors track, summed over detectors (capped per detector by detect.max_keys).", nil, nil),
+		evicted: prometheus.NewDesc("attackmap_sensor_detector_evicted_total",
+			"Tracked addresses dropped because a detector was full (a flood of sources).", nil, nil),
+		ahead: prometheus.NewDesc("attackmap_sensor_events_ahead_total",
+			"Events dated more than the allowed skew ahead of the host clock, handled at their source's time instead.", nil, nil),
+		active: prometheus.NewDesc("attackmap_sensor_blocks_active",
+			"Addresses blocked now (would-be blocks in a dry run).", b, nil),
+		blocks: prometheus.NewDesc("attackmap_sensor_blocks_total",
+			"Blocks made (would-be blocks in a dry run).", b, nil),
+		skips: prometheus.NewDesc("attackmap_sensor_block_skips_total",
+			"Incidents whose source was not blocked, by reason (allow list, private, ssh session, caps, ...).", []string{"backend", "reason"}, nil),
+		expired: prometheus.NewDesc("attackmap_sensor_blocks_expired_total",
+			"Blocks that reached the end of their time.", b, nil),
+		offersDropped: prometheus.NewDesc("attackmap_sensor_block_offers_dropped_total",
+			"Incidents not considered for blocking because the responder's queue was full (offered again at their next update).", b, nil),
+		kernelDrops: prometheus.NewDesc("attackmap_sensor_block_kernel_drops_total",
+			"Packets the blocking backend dropped in the kernel (nftables rule counters, XDP drop counters).", b, nil),
+	}
+}
+
+// publish records the engine's state for the next scrape.
+func (m *detectionMetrics) publish(s detect.Stats) { m.engine.Store(&s) }
+
+func (m *detectionMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.keys, m.evicted, m.ahead, m.active, m.blocks, m.skips, m.expired,
+		m.offersDropped, m.kernelDrops} {
+		ch <- d
+	}
+}
+
+func (m *detectionMetrics) Collect(ch chan<- prometheus.Metric) {
+	if s := m.engine.Load(); s != nil {
+		ch <- prometheus.MustNewConstMetric(m.keys, prometheus.GaugeValue, float64(s.Keys))
+		ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(s.Evicted))
+		ch <- prometheus.MustNewConstMetric(m.ahead, prometheus.CounterValue, float64(s.Ahead))
+	}
+	if m.resp == nil {
+		return
+	}
+	s := m.resp.Stats()
+	be := s.Backend
+	if s.DryRun {
+		be += " (dry run)"
+	}
+	ch <- prometheus.MustNewConstMetric(m.active, prometheus.GaugeValue, float64(s.Active), be)
+	ch <- prometheus.MustNewConstMetric(m.blocks, prometheus.CounterValue, float64(s.Blocks), be)
+	ch <- prometheus.MustNewConstMetric(m.expired, prometheus.CounterValue, float64(s.Expired), be)
+	ch <- prometheus.MustNewConstMetric(m.offersDropped, prometheus.CounterValue, float64(s.Dropped), be)
+	ch <- prometheus.MustNewConstMetric(m.kernelDrops, prometheus.CounterValue, float64(s.KernelDrops), be)
+	reasons := make([]string, 0, len(s.Skips))
+	for r := range s.Skips {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		ch <- prometheus.MustNewConstMetric(m.skips, prometheus.CounterValue, float64(s.Skips[r]), be, r)
+	}
+}

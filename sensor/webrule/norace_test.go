@@ -1,0 +1,5 @@
+//go:build !race
+
+package webrule
+
+const raceEnabled = false
