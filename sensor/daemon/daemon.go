@@ -4,6 +4,14 @@
 // embedded with --serve) through a cursor reader, enrichment and a pusher
 // per destination, so that one relay being down delays nobody else and
 // loses nothing.
+//
+// A full disk is a state, not a crash: the journals hold or count what the
+// disk refuses and the forwarders retry their cursors, each saying so once
+// a minute with the path and the free space, and everything resumes by
+// itself when space returns. With --metrics-listen (or metrics_listen) the
+// daemon serves Prometheus metrics on GET /metrics: deliveries, rejections,
+// journal losses by cause, the full-disk and stuck-cursor states, and the
+// free space of the data directory.
 package daemon
 
 import (
@@ -24,6 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/sensor/enrich"
@@ -35,6 +45,12 @@ import (
 	"github.com/attackmap/attackmap/sensor/push"
 	"github.com/attackmap/attackmap/static"
 )
+
+// incidentBacklog is how many incidents the disk refused (a full disk) are
+// held in memory until it takes them again: 10,000 is hours of a busy
+// sensor's incidents in about 10 MiB at most; past it incidents are lost,
+// counted and logged.
+const incidentBacklog = 10000
 
 // Run implements `attackmap-sensor run` (args exclude "run"). It returns
 // nil when ctx ends, or the first error of any part.
@@ -92,18 +108,27 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	// crash of the process loses nothing (the line is in the page cache),
 	// a power cut at most the last second. Events are many and cheap: the
 	// OS decides, and a daily size cap bounds them.
+	//
+	// A full disk is a state: incidents the disk refuses are held in
+	// memory (incidentBacklog) and written when space returns; events are
+	// dropped and counted. Each journal logs the state once a minute.
 	incidents, err := journal.Open(cfg.DataDir, journal.Options{Prefix: "incidents",
-		RetentionDays: cfg.Retention.Days, SyncInterval: time.Second})
+		RetentionDays: cfg.Retention.Days, SyncInterval: time.Second, Backlog: incidentBacklog,
+		Logger: log.With("journal", "incidents")})
 	if err != nil {
 		return err
 	}
 	defer incidents.Close()
 	events, err := journal.Open(cfg.DataDir, journal.Options{Prefix: "events",
-		RetentionDays: cfg.Retention.Days, MaxDailyBytes: cfg.Retention.EventsMaxDailyMB << 20, SyncInterval: -1})
+		RetentionDays: cfg.Retention.Days, MaxDailyBytes: cfg.Retention.EventsMaxDailyMB << 20, SyncInterval: -1,
+		Logger: log.With("journal", "events")})
 	if err != nil {
 		return err
 	}
 	defer events.Close()
+	reg := prometheus.NewRegistry()
+	mets := newMetrics(cfg.DataDir, map[string]*journal.Writer{"incidents": incidents, "events": events})
+	reg.MustRegister(mets)
 
 	// Enrichment.
 	var geoPaths []string
@@ -154,11 +179,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		}
 	}()
 
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		g.Go("metrics", func() error { return serveMetrics(ctx, ln, reg, log) })
+	}
 	g.Go("geoip", func() error { return geo.Run(ctx) })
 	if lists != nil {
 		g.Go("threat lists", func() error { return lists.Run(ctx) })
 	}
-	det := &detection{cfg: cfg, incidents: incidents, events: events, lists: lists, log: log}
+	resp, err := startResponse(ctx, g, cfg, incidents, log)
+	if err != nil {
+		return err
+	}
+	detMets := newDetectionMetrics(resp)
+	reg.MustRegister(detMets)
+	det := &detection{cfg: cfg, incidents: incidents, events: events, lists: lists, log: log, resp: resp,
+		reg: reg, mets: detMets}
 	g.Go("detection", func() error { return det.run(ctx) })
 
 	// The embedded relay.
@@ -176,14 +215,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		sink := push.SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
 			return r.PublishDurable(host, batch)
 		})
-		if err := startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink, incidents, enricher, log); err != nil {
+		if err := startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink, incidents, enricher, mets, log); err != nil {
 			return err
 		}
 	}
 	for _, rc := range cfg.Relays {
 		ws := push.NewWS(rc.URL, rc.Token, push.WSOptions{Logger: log})
 		closers = append(closers, func() { ws.Close() })
-		if err := startForwarder(ctx, g, cfg, rc.URL, cursorName(rc.URL), ws, incidents, enricher, log); err != nil {
+		if err := startForwarder(ctx, g, cfg, rc.URL, cursorName(rc.URL), ws, incidents, enricher, mets, log); err != nil {
 			return err
 		}
 	}
@@ -200,7 +239,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 // startForwarder opens a cursor reader for one destination and runs its
 // forwarder in g.
 func startForwarder(ctx context.Context, g *group, cfg Config, name, cursor string, sink push.Sink,
-	w *journal.Writer, e *enrich.Enricher, log *slog.Logger) error {
+	w *journal.Writer, e *enrich.Enricher, mets *metrics, log *slog.Logger) error {
 	wake, unsubscribe := w.Subscribe()
 	r, err := journal.OpenReader(cfg.DataDir, journal.ReaderOptions{
 		Prefix: "incidents", CursorPath: filepath.Join(cfg.DataDir, cursor),
@@ -211,6 +250,7 @@ func startForwarder(ctx context.Context, g *group, cfg Config, name, cursor stri
 		return err
 	}
 	f := &push.Forwarder{Name: name, Reader: r, Sink: sink, Enricher: e, Logger: log}
+	mets.add(f)
 	g.Go("push "+name, func() error {
 		defer unsubscribe()
 		defer r.Close()

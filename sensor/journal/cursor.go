@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Position is a place in the journal: a file name (not a path), the byte
@@ -72,12 +74,18 @@ func LoadCursor(path, prefix string) (Position, error) {
 	defer f.Close()
 	buf := make([]byte, maxCursorBytes+1)
 	n, err := f.Read(buf)
+	if errors.Is(err, io.EOF) && n == 0 {
+		// An empty file is a damaged cursor, not a reason to stop.
+		return Position{}, fmt.Errorf("%w %s: empty", ErrBadCursor, path)
+	}
 	if err != nil && n == 0 {
 		return Position{}, fmt.Errorf("journal: reading cursor %s: %w", path, err)
 	}
 	p, err := ParseCursor(buf[:n], prefix)
 	if err != nil {
-		return Position{}, fmt.Errorf("%w: %w (in %s)", ErrBadCursor, err, path)
+		// One prefix: "journal: bad cursor file PATH: invalid character...".
+		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "journal: "), "cursor: ")
+		return Position{}, fmt.Errorf("%w %s: %s", ErrBadCursor, path, why)
 	}
 	return p, nil
 }

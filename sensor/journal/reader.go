@@ -55,6 +55,9 @@ type Line struct {
 	Data   []byte
 	File   string
 	Offset int64
+	// Hash is LineHash(Data): what MarkSent records once the line was
+	// delivered.
+	Hash uint64
 }
 
 // Batch is what Next returns: the good lines read, and the position after
@@ -68,7 +71,11 @@ type Batch struct {
 // Reader follows a journal from a stored cursor: it returns only
 // newline-terminated lines (a partial last line waits for its end), finishes
 // an older day's file before moving to the next, starts a file over when it
-// shrank or was replaced (another inode), and skips malformed lines. It is
+// shrank below the committed offset or was replaced (another inode), and
+// skips malformed lines. Lines recorded as sent (MarkSent) are skipped
+// whenever the reader reads a file again from before its cursor: after an
+// unreadable cursor, a replaced or shrunk file, or a crash between the
+// delivery and the cursor write. It is
 // woken by the writer in-process (ReaderOptions.Wake) and by inotify on the
 // directory when the writer is another process; it never polls except for a
 // long safety poll. A Reader is used by one goroutine.
@@ -80,6 +87,17 @@ type Reader struct {
 	commitMu  sync.Mutex // Commit may run on another goroutine than Next
 	committed Position
 	malformed atomic.Uint64
+	torn      atomic.Uint64 // torn lines: partial lines that will never end
+	resent    atomic.Uint64 // lines skipped because the sent index has them
+
+	// The sent index, and the hashes of the current file's acknowledged
+	// lines while re-reading from before the cursor (nil otherwise: the
+	// cursor alone says what was sent).
+	sent       sentIndex
+	skipSet    map[uint64]struct{}
+	recovering bool   // the cursor was unusable: skip per file until the end
+	recoverWhy string // why, for the log line at the end
+	recoverAt  uint64 // resent when the recovery began
 
 	// The file being read and the consumed position in it.
 	name     string
@@ -98,6 +116,8 @@ type Reader struct {
 	readBuf []byte
 	out     []byte // backing store for the returned lines
 	lines   []Line
+
+	armSkip bool // load the current file's sent hashes when opening it
 
 	watcher *fsnotify.Watcher
 	notify  chan struct{} // coalesced inotify wake-ups
@@ -130,16 +150,26 @@ func OpenReader(dir string, opts ReaderOptions) (*Reader, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: creating %s: %w", dir, err)
 	}
+	sent := newSentIndex(opts.CursorPath)
+	sent.prune(dir)
+	recovering, why := false, ""
 	pos, err := LoadCursor(opts.CursorPath, opts.Prefix)
 	if errors.Is(err, ErrBadCursor) {
-		// Starting over redelivers what is still in the journal, which
-		// the relay drops as repeats; refusing to start would deliver
-		// nothing at all.
-		log.Warn("journal: unreadable cursor, starting at the oldest file", "err", err)
-		pos, err = Position{}, nil
+		// Rebuild the position by reading from the oldest file and
+		// skipping what the sent index holds: refusing to start would
+		// deliver nothing, and replaying days would repeat what the relay
+		// may no longer remember.
+		recovering, why, pos, err = true, err.Error(), Position{}, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if n, files := sent.size(); recovering || pos.File == "" && n > 0 {
+		if !recovering {
+			recovering, why = true, "cursor file missing"
+		}
+		log.Warn("journal: unreadable cursor; rebuilding it from the sent index, skipping what was acknowledged",
+			"cursor", opts.CursorPath, "reason", why, "acknowledged", n, "files", files)
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -151,6 +181,7 @@ func OpenReader(dir string, opts ReaderOptions) (*Reader, error) {
 	}
 	r := &Reader{
 		dir: dir, opts: opts, log: log, committed: pos,
+		sent: sent, recovering: recovering, recoverWhy: why,
 		name: pos.File, off: pos.Offset, ino: pos.Inode,
 		readBuf: make([]byte, 64<<10),
 		watcher: w,
@@ -159,6 +190,10 @@ func OpenReader(dir string, opts ReaderOptions) (*Reader, error) {
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	// The first file is checked against the index, whatever the cursor:
+	// the process may have died between recording a delivery and writing
+	// the cursor.
+	r.armSkip = true
 	go r.watch()
 	return r, nil
 }
@@ -206,6 +241,27 @@ func (r *Reader) Committed() Position {
 
 // Malformed returns how many lines were skipped as malformed.
 func (r *Reader) Malformed() uint64 { return r.malformed.Load() }
+
+// Torn returns how many torn lines (partial lines that will never be
+// finished: a crash or a full disk in the middle of a write) were skipped.
+// A torn line glued to a whole one is counted here and the whole line is
+// returned.
+func (r *Reader) Torn() uint64 { return r.torn.Load() }
+
+// Resent returns how many lines were skipped because the sent index says
+// they were delivered already.
+func (r *Reader) Resent() uint64 { return r.resent.Load() }
+
+// MarkSent records that lines of file with these hashes (Line.Hash) were
+// delivered, so that reading them again (an unreadable cursor, a replaced
+// file) skips them. Call it before Commit. A failure (a full disk) costs
+// at most a resend later; the caller counts it and goes on.
+func (r *Reader) MarkSent(file string, hashes []uint64) error {
+	if err := r.sent.add(file, hashes); err != nil {
+		return fmt.Errorf("journal: recording sent lines: %w", err)
+	}
+	return nil
+}
 
 // Commit stores p as the cursor (atomically; see SaveCursor). Call it with a
 // Batch's End once everything in the batch was delivered. It may be called
@@ -262,6 +318,12 @@ func (r *Reader) Next(ctx context.Context, max int) (Batch, error) {
 		if moved {
 			continue
 		}
+		if r.recovering && wait == 0 {
+			// At the end of the newest file: the cursor is rebuilt.
+			r.recovering = false
+			r.log.Info("journal: cursor rebuilt from the sent index", "cursor", r.opts.CursorPath,
+				"reason", r.recoverWhy, "skipped_as_sent", r.resent.Load()-r.recoverAt, "file", r.name, "offset", r.off)
+		}
 		if err := r.wait(ctx, wait); err != nil {
 			return Batch{}, err
 		}
@@ -306,15 +368,27 @@ func (r *Reader) open() (bool, error) {
 		return false, err
 	}
 	if r.ino != 0 && ino != r.ino {
-		r.log.Warn("journal: file was replaced, reading it from the start", "file", r.name)
-		r.off = 0
+		r.log.Warn("journal: file was replaced, reading it from the start and skipping what was sent", "file", r.name)
+		r.off, r.armSkip = 0, true
 	} else if size < r.off {
-		r.log.Warn("journal: file is shorter than the cursor, reading it from the start", "file", r.name, "size", size, "offset", r.off)
-		r.off = 0
+		r.log.Warn("journal: file is shorter than the cursor, reading it from the start and skipping what was sent",
+			"file", r.name, "size", size, "offset", r.off)
+		r.off, r.armSkip = 0, true
 	}
 	r.f, r.ino = f, ino
 	r.pending = r.pending[:0]
 	r.skipping = false
+	if r.armSkip || r.recovering {
+		r.armSkip = false
+		set, err := r.sent.load(r.name)
+		if err != nil {
+			// Without the index the file is read again in full: the
+			// relay drops what it still remembers.
+			r.log.Warn("journal: reading the sent index", "file", r.name, "err", err)
+			set = nil
+		}
+		r.skipSet = set
+	}
 	return true, nil
 }
 
@@ -327,6 +401,8 @@ func (r *Reader) switchTo(name string) {
 	r.pending = r.pending[:0]
 	r.skipping = false
 	r.settleAt = time.Time{}
+	r.skipSet = nil
+	r.sent.prune(r.dir)
 }
 
 // nextFile returns the first journal file after the current one, or "".
@@ -354,15 +430,32 @@ func (r *Reader) fill(max int) error {
 	// Replaced or truncated under us? Compare the path's inode and size.
 	if st, err := os.Stat(filepath.Join(r.dir, r.name)); err == nil {
 		ino, size := inodeOf(st), st.Size()
-		readOff := r.off + int64(len(r.pending))
-		if ino != r.ino || size < readOff {
-			if ino != r.ino {
-				r.log.Warn("journal: file was replaced, reading it from the start", "file", r.name)
-			} else {
-				r.log.Warn("journal: file shrank, reading it from the start", "file", r.name, "size", size, "offset", readOff)
-			}
-			r.f.Close()
-			r.f, r.off, r.ino = nil, 0, 0
+		committed := r.Committed()
+		floor := int64(0) // below this, the file really shrank
+		if committed.File == r.name {
+			floor = committed.Offset
+		}
+		switch {
+		case ino != r.ino:
+			r.log.Warn("journal: file was replaced, reading it from the start and skipping what was sent", "file", r.name)
+			r.restart(0)
+		case size < floor:
+			r.log.Warn("journal: file shrank below the cursor, reading it from the start and skipping what was sent",
+				"file", r.name, "size", size, "cursor", floor)
+			r.restart(0)
+		case size < r.off:
+			// Cut back between the cursor and what was read: go on from
+			// the cursor, skipping what was sent since.
+			r.log.Warn("journal: file was cut back past lines already read, going on from the cursor",
+				"file", r.name, "size", size, "cursor", floor, "read", r.off)
+			r.restart(floor)
+		case len(r.pending) > 0 && size < r.off+int64(len(r.pending)) && !r.skipping:
+			// A partial line we saw was cut off (the writer removes the
+			// fragment of a short write on a full disk): it will never
+			// end.
+			r.torn.Add(1)
+		}
+		if r.f == nil {
 			if ok, err := r.open(); err != nil || !ok {
 				return err
 			}
@@ -370,6 +463,12 @@ func (r *Reader) fill(max int) error {
 	}
 	// Lines left over from the last call, when it stopped at max.
 	r.split(max)
+	// A partial line is read again from its start rather than finished
+	// from where the last read stopped: if it was cut and the next line
+	// written in its place, the two are never glued together.
+	if !r.skipping && bytes.IndexByte(r.pending, '\n') < 0 {
+		r.pending = r.pending[:0]
+	}
 	for len(r.lines) < max {
 		readOff := r.off + int64(len(r.pending))
 		n, err := r.f.ReadAt(r.readBuf, readOff)
@@ -385,6 +484,43 @@ func (r *Reader) fill(max int) error {
 		}
 	}
 	return nil
+}
+
+// restart closes the current file so that the next fill reads it again from
+// off, skipping the lines the sent index holds.
+func (r *Reader) restart(off int64) {
+	if r.f != nil {
+		r.f.Close()
+	}
+	r.f, r.ino, r.off, r.armSkip = nil, 0, off, true
+	r.pending = r.pending[:0]
+	r.skipping = false
+}
+
+// maxGlueTries bounds the search for a whole line at the end of a line that
+// does not pass Check (a torn fragment glued to the next line): each try
+// runs Check once, and a real incident line has few '{' characters.
+const maxGlueTries = 16
+
+// unglue looks for a suffix of a refused line that passes Check, starting
+// at a '{'. A fragment left by a crash, glued to the next append, gives
+// exactly that. It returns the suffix's start, or -1.
+func (r *Reader) unglue(line []byte) int {
+	if r.opts.Check == nil {
+		return -1
+	}
+	at := 0
+	for range maxGlueTries {
+		i := bytes.IndexByte(line[at+1:], '{')
+		if i < 0 {
+			return -1
+		}
+		at += 1 + i
+		if r.opts.Check(line[at:]) == nil {
+			return at
+		}
+	}
+	return -1
 }
 
 // split moves complete lines from pending into the batch, up to max lines.
@@ -413,7 +549,22 @@ func (r *Reader) split(max int) {
 		}
 		if r.opts.Check != nil {
 			if err := r.opts.Check(line); err != nil {
-				r.skip(lineOff, err)
+				at := r.unglue(line)
+				if at < 0 {
+					r.skip(lineOff, err)
+					continue
+				}
+				r.torn.Add(1)
+				r.log.Warn("journal: a torn line was glued to the next one; skipping the fragment, keeping the line",
+					"file", r.name, "offset", lineOff, "fragment_bytes", at)
+				line, lineOff = line[at:], lineOff+int64(at)
+			}
+		}
+		h := LineHash(line)
+		if r.skipSet != nil {
+			if _, ok := r.skipSet[h]; ok {
+				r.skipped = true
+				r.resent.Add(1)
 				continue
 			}
 		}
@@ -422,7 +573,7 @@ func (r *Reader) split(max int) {
 		// their bytes.
 		start := len(r.out)
 		r.out = append(r.out, line...)
-		r.lines = append(r.lines, Line{Data: r.out[start:len(r.out):len(r.out)], File: r.name, Offset: lineOff})
+		r.lines = append(r.lines, Line{Data: r.out[start:len(r.out):len(r.out)], File: r.name, Offset: lineOff, Hash: h})
 	}
 	r.off += int64(consumed)
 	r.pending = append(r.pending[:0], r.pending[consumed:]...)
@@ -471,8 +622,9 @@ func (r *Reader) advance() (moved bool, wait time.Duration, err error) {
 		return false, left, nil
 	}
 	if len(r.pending) > 0 {
-		r.malformed.Add(1)
-		r.log.Warn("journal: skipping a partial last line in a finished file", "file", r.name, "offset", r.off)
+		r.torn.Add(1)
+		r.log.Warn("journal: skipping a torn last line in a finished file", "file", r.name, "offset", r.off,
+			"bytes", len(r.pending))
 	}
 	r.switchTo(next)
 	return true, 0, nil

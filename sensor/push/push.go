@@ -6,9 +6,18 @@
 // forever with capped exponential backoff and jitter; incidents the relay
 // rejects are logged with its reason and skipped, not retried.
 //
-// Delivery is at least once: after a crash between the ack and the cursor
-// write, the batch is sent again, and the relay drops the repeats (same id,
-// nothing newer).
+// Delivery is at least once on the wire and exactly once in effect: each
+// acknowledged batch is recorded in the reader's sent index before the
+// cursor moves, so a crash between the ack and the cursor write, an
+// unreadable cursor or a replaced journal file skip what was sent instead
+// of sending it again; what is left (a crash between the ack and the index
+// write) the relay drops as repeats (same id, nothing newer).
+//
+// A cursor that cannot be written (a full disk) does not stop the
+// forwarder: it keeps retrying the write, says so once a minute, and keeps
+// delivering until maxUnpersisted acknowledged incidents are not yet
+// covered by a stored cursor; then it waits for the disk, so that a
+// restart in the middle resends no more than the relay still remembers.
 package push
 
 import (
@@ -18,6 +27,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,12 +80,35 @@ func (b Backoff) wait(failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// maxUnpersisted is how many acknowledged incidents the forwarder may
+// deliver beyond the last cursor it could store. 1,000 is a tenth of the
+// relay's default de-duplication ring (10,000): a restart while the disk is
+// full resends at most that many, and the relay drops them all as repeats.
+const maxUnpersisted = 1000
+
+// commitRetry is how often a cursor write that failed is tried again: a
+// full disk is freed by a person or a cleanup job, so a few seconds is
+// prompt, and a failed attempt costs one small write.
+const commitRetry = 2 * time.Second
+
+// reportEvery spaces the log lines about a cursor that cannot be stored.
+const reportEvery = time.Minute
+
 // Stats are a Forwarder's counters.
 type Stats struct {
 	Delivered uint64 // incidents acknowledged as accepted
 	Rejected  uint64 // incidents the relay refused (logged, skipped)
 	Failures  uint64 // failed delivery attempts (retried)
 	Malformed uint64 // journal lines that are not incidents (skipped)
+	Torn      uint64 // torn journal lines (a crash or full disk mid-write; skipped)
+	Resent    uint64 // lines skipped because the sent index had them
+	// CommitFailures counts failed cursor writes (retried); CursorStuck
+	// is true while the latest one failed.
+	CommitFailures uint64
+	CursorStuck    bool
+	// IndexFailures counts sent-index writes that failed (a full disk):
+	// each may cost a resend later, which the relay drops.
+	IndexFailures uint64
 }
 
 // Forwarder moves incidents from a journal reader to a sink.
@@ -93,6 +127,8 @@ type Forwarder struct {
 	Delivered func(n int)
 
 	delivered, rejected, failures atomic.Uint64
+
+	c atomic.Pointer[committer] // set by Run, read by Stats
 }
 
 // CheckLine is the journal.ReaderOptions.Check for incidents journals: a
@@ -113,13 +149,19 @@ func (f *Forwarder) Stats() Stats {
 	s := Stats{Delivered: f.delivered.Load(), Rejected: f.rejected.Load(), Failures: f.failures.Load()}
 	if f.Reader != nil {
 		s.Malformed = f.Reader.Malformed()
+		s.Torn = f.Reader.Torn()
+		s.Resent = f.Reader.Resent()
+	}
+	if c := f.c.Load(); c != nil {
+		c.mu.Lock()
+		s.CommitFailures, s.CursorStuck, s.IndexFailures = c.commitFailures, c.err != nil, c.indexFailures
+		c.mu.Unlock()
 	}
 	return s
 }
 
-// Run forwards until ctx ends. It returns nil when ctx ends, or an error
-// when the cursor cannot be stored (the disk is gone: continuing would
-// resend everything after a restart).
+// Run forwards until ctx ends, and returns nil then. A cursor that cannot
+// be stored is retried, not fatal (see the package doc).
 func (f *Forwarder) Run(ctx context.Context) error {
 	if f.Backoff.Min <= 0 {
 		f.Backoff.Min = 250 * time.Millisecond
@@ -136,11 +178,20 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	// acknowledged position (older ones are superseded, never reordered),
 	// so a crash costs at most a redelivery of what was acked since the
 	// last write, which the relay drops as repeats.
-	c := newCommitter(f.Reader)
+	c := newCommitter(f.Reader, f.Name, log)
+	f.c.Store(c)
 	defer c.stop()
 	for {
-		if err := c.failed(); err != nil {
-			return fmt.Errorf("push %s: %w", f.Name, err)
+		// Stop advancing what cannot be persisted: wait for the cursor
+		// once too much was delivered beyond the stored one.
+		for c.unpersisted() >= maxUnpersisted {
+			t := time.NewTimer(commitRetry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		}
 		b, err := f.Reader.Next(ctx, incident.MaxBatchIncidents)
 		if err != nil {
@@ -149,7 +200,14 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("push %s: reading the journal: %w", f.Name, err)
 		}
+		var sent []uint64
+		file := ""
 		if len(b.Lines) > 0 {
+			// Hashes now: the lines' bytes are reused by the next Next.
+			file, sent = b.Lines[0].File, make([]uint64, len(b.Lines))
+			for i, l := range b.Lines {
+				sent[i] = l.Hash
+			}
 			msgs, ids := f.prepare(ctx, b.Lines, log)
 			for i, m := range msgs {
 				if err := f.deliver(ctx, m, ids[i], log); err != nil {
@@ -157,58 +215,87 @@ func (f *Forwarder) Run(ctx context.Context) error {
 				}
 			}
 		}
-		c.commit(b.End)
+		c.commit(b.End, file, sent)
 	}
 }
 
-// committer writes cursor positions in the background, latest first.
+// committer writes cursor positions in the background, latest first, after
+// recording the delivered lines in the sent index. A failed cursor write is
+// retried every commitRetry and reported once a minute.
 type committer struct {
 	r    *journal.Reader
+	name string
+	log  *slog.Logger
 	wake chan struct{} // capacity 1: a pending write covers later positions
 	done chan struct{}
 
-	mu      sync.Mutex
-	next    journal.Position
-	pending bool
-	err     error
-	quit    bool
+	mu             sync.Mutex
+	next           journal.Position
+	sent           []sentBatch // recorded before next is written
+	pending        bool
+	quit           bool
+	behind         int   // lines acknowledged since the last stored cursor
+	err            error // the last cursor write failed with this
+	reportAt       time.Time
+	commitFailures uint64
+	indexFailures  uint64
+	retry          *time.Timer
 }
 
-func newCommitter(r *journal.Reader) *committer {
-	c := &committer{r: r, wake: make(chan struct{}, 1), done: make(chan struct{})}
+type sentBatch struct {
+	file   string
+	hashes []uint64
+}
+
+func newCommitter(r *journal.Reader, name string, log *slog.Logger) *committer {
+	c := &committer{r: r, name: name, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
 
-func (c *committer) commit(p journal.Position) {
+func (c *committer) commit(p journal.Position, file string, hashes []uint64) {
 	c.mu.Lock()
 	c.next, c.pending = p, true
+	if len(hashes) > 0 {
+		c.sent = append(c.sent, sentBatch{file, hashes})
+		c.behind += len(hashes)
+	}
 	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *committer) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (c *committer) failed() error {
+func (c *committer) unpersisted() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err
+	if c.err == nil {
+		return 0 // the committer is keeping up
+	}
+	return c.behind
 }
 
 func (c *committer) loop() {
 	defer close(c.done)
 	for range c.wake {
 		c.mu.Lock()
-		p, pending, quit := c.next, c.pending, c.quit
-		c.pending = false
+		p, pending, quit, sent, behind := c.next, c.pending, c.quit, c.sent, c.behind
+		c.pending, c.sent = false, nil
 		c.mu.Unlock()
-		if pending {
-			if err := c.r.Commit(p); err != nil {
+		for _, b := range sent {
+			if err := c.r.MarkSent(b.file, b.hashes); err != nil {
 				c.mu.Lock()
-				c.err = err
+				c.indexFailures++
 				c.mu.Unlock()
 			}
+		}
+		if pending {
+			c.store(p, behind)
 		}
 		if quit {
 			return
@@ -216,10 +303,59 @@ func (c *committer) loop() {
 	}
 }
 
+// store writes p, or records the failure and schedules a retry.
+func (c *committer) store(p journal.Position, behind int) {
+	err := c.r.Commit(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		if c.err != nil {
+			c.log.Info("push: cursor stored again", "relay", c.name, "failed_writes", c.commitFailures)
+		}
+		c.err = nil
+		c.behind -= behind
+		return
+	}
+	c.commitFailures++
+	first := c.err == nil
+	c.err = err
+	if !c.pending {
+		c.next, c.pending = p, true // try this position again
+	}
+	now := time.Now()
+	if first || now.Sub(c.reportAt) >= reportEvery {
+		c.reportAt = now
+		// The bare cause: the path is its own field, and wrapping would
+		// repeat the prefixes of every layer.
+		var pe *os.PathError
+		cause := err
+		if errors.As(err, &pe) {
+			cause = pe.Err
+		}
+		dir := filepath.Dir(p.File)
+		if pe != nil {
+			dir = filepath.Dir(pe.Path)
+		}
+		c.log.Warn("push: cannot store the cursor; delivering on and retrying", "relay", c.name,
+			"dir", dir, "free_bytes", journal.FreeBytes(dir), "err", cause, "unstored", c.behind)
+	}
+	if c.retry == nil && !c.quit {
+		c.retry = time.AfterFunc(commitRetry, func() {
+			c.mu.Lock()
+			c.retry = nil
+			c.mu.Unlock()
+			c.poke()
+		})
+	}
+}
+
 // stop writes the last position and waits for it.
 func (c *committer) stop() {
 	c.mu.Lock()
 	c.quit = true
+	if c.retry != nil {
+		c.retry.Stop()
+	}
 	c.mu.Unlock()
 	c.wake <- struct{}{} // the loop drains wake, so this cannot block long
 	<-c.done

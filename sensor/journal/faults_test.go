@@ -1,0 +1,520 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// jsonCheck accepts lines that are one JSON object, like push.CheckLine
+// accepts incidents.
+func jsonCheck(line []byte) error {
+	var v map[string]any
+	return json.Unmarshal(line, &v)
+}
+
+func TestOpenCutsATornLastLineAndSaysSo(t *testing.T) {
+	for _, tc := range []struct{ name, before, after string }{
+		{"fragment after whole lines", "{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"x", "{\"n\":1}\n{\"n\":2}\n"},
+		{"only a fragment", "{\"n\":1", ""},
+		{"whole lines only", "{\"n\":1}\n", "{\"n\":1}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+			path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+			appendFile(t, path, tc.before)
+			logs := &syncBuffer{}
+			w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1,
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := w.Append([]byte(`{"n":9}`)); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			if want := tc.after + "{\"n\":9}\n"; string(b) != want {
+				t.Fatalf("file = %q, want %q", b, want)
+			}
+			cut := len(tc.before) - len(tc.after)
+			st := w.Stats()
+			if cut == 0 {
+				if st.Torn != 0 || strings.Contains(logs.String(), "torn") {
+					t.Errorf("cut nothing but Torn=%d, log:\n%s", st.Torn, logs.String())
+				}
+				return
+			}
+			if st.Torn != 1 || st.TornBytes != uint64(cut) {
+				t.Errorf("Torn=%d TornBytes=%d, want 1 and %d", st.Torn, st.TornBytes, cut)
+			}
+			if got := strings.Count(logs.String(), "cut a torn last line"); got != 1 ||
+				!strings.Contains(logs.String(), "path="+path) || !strings.Contains(logs.String(), fmt.Sprintf("bytes=%d", cut)) {
+				t.Errorf("want one line with the path and bytes=%d, log:\n%s", cut, logs.String())
+			}
+		})
+	}
+}
+
+func TestOpenLeavesAFileAnotherLiveWriterHoldsAlone(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+	first, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// Bytes another live writer is in the middle of writing.
+	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+	appendFile(t, path, `{"in":"progress`)
+	second, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if b, _ := os.ReadFile(path); string(b) != `{"in":"progress` {
+		t.Fatalf("a live writer's bytes were cut: %q", b)
+	}
+}
+
+func TestAReaderSplitsATornLineGluedToTheNextOne(t *testing.T) {
+	dir := t.TempDir()
+	// What a crash mid-write followed by an append that did not heal
+	// leaves: a fragment glued to a whole line.
+	appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"),
+		"{\"n\":1}\n{\"n\":2,\"evidence\":{\"us{\"n\":3}\n{\"n\":4}\n")
+	logs := &syncBuffer{}
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	b := next(t, r, 10)
+	if got := strings.Join(texts(b), ","); got != `{"n":1},{"n":3},{"n":4}` {
+		t.Fatalf("got %s", got)
+	}
+	if r.Torn() != 1 || r.Malformed() != 0 {
+		t.Errorf("Torn=%d Malformed=%d, want 1 and 0", r.Torn(), r.Malformed())
+	}
+	if !strings.Contains(logs.String(), "fragment_bytes=") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}
+
+func TestATornLastLineOfAFinishedFileCountsAsTorn(t *testing.T) {
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"n\":1}\n{\"n\":2,\"x")
+	appendFile(t, filepath.Join(dir, "incidents-2026-03-23.jsonl"), "{\"n\":3}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: 10 * time.Millisecond})
+	var got []string
+	for len(got) < 2 {
+		got = append(got, texts(next(t, r, 10))...)
+	}
+	if strings.Join(got, ",") != `{"n":1},{"n":3}` || r.Torn() != 1 || r.Malformed() != 0 {
+		t.Fatalf("got %v, Torn=%d Malformed=%d", got, r.Torn(), r.Malformed())
+	}
+}
+
+func TestACutPartialLineIsTornAndTheDayIsNotReplayed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	b := next(t, r, 10)
+	if err := r.Commit(b.End); err != nil {
+		t.Fatal(err)
+	}
+	// A short write on a full disk: the reader sees the fragment, then the
+	// writer cuts it and appends the next line in its place.
+	appendFile(t, path, `{"n":3,"long":"abcdefgh`)
+	nothingWithin(t, r, 50*time.Millisecond)
+	if err := os.Truncate(path, b.End.Offset); err != nil {
+		t.Fatal(err)
+	}
+	nothingWithin(t, r, 50*time.Millisecond)
+	appendFile(t, path, "{\"n\":4}\n")
+	b = next(t, r, 10)
+	if got := strings.Join(texts(b), ","); got != `{"n":4}` {
+		t.Fatalf("after the cut: %s (the day was replayed or the fragment glued)", got)
+	}
+	if r.Torn() != 1 || r.Malformed() != 0 {
+		t.Errorf("Torn=%d Malformed=%d, want 1 and 0", r.Torn(), r.Malformed())
+	}
+}
+
+func TestAFragmentReplacedBeforeTheReaderLooksAgainIsNeverGlued(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+	appendFile(t, path, "{\"n\":1}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	b := next(t, r, 10)
+	appendFile(t, path, `{"n":2,"x`)
+	nothingWithin(t, r, 50*time.Millisecond)
+	// Cut and refilled past the fragment's length before the next read.
+	os.Truncate(path, b.End.Offset)
+	appendFile(t, path, "{\"n\":3,\"pad\":\"0123456789\"}\n")
+	b = next(t, r, 10)
+	if got := strings.Join(texts(b), ","); got != `{"n":3,"pad":"0123456789"}` || r.Malformed() != 0 {
+		t.Fatalf("got %s, Malformed=%d", got, r.Malformed())
+	}
+}
+
+func readAll(t *testing.T, r *Reader, want int) (got []string) {
+	t.Helper()
+	for len(got) < want {
+		b := next(t, r, 100)
+		for _, l := range b.Lines {
+			got = append(got, string(l.Data))
+		}
+		hashes := make([]uint64, len(b.Lines))
+		for i, l := range b.Lines {
+			hashes[i] = l.Hash
+		}
+		if len(b.Lines) > 0 {
+			if err := r.MarkSent(b.Lines[0].File, hashes); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Commit(b.End); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+func TestAnUnreadableCursorIsRebuiltFromTheSentIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(path string)
+	}{
+		{"garbage", func(p string) { os.WriteFile(p, []byte("\x00\x00garbage"), 0o640) }},
+		{"empty", func(p string) { os.WriteFile(p, nil, 0o640) }},
+		{"removed", func(p string) { os.Remove(p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for d, n := range map[string]int{"2026-03-20": 40, "2026-03-21": 40, "2026-03-22": 20} {
+				var b strings.Builder
+				for i := range n {
+					fmt.Fprintf(&b, "{\"day\":%q,\"n\":%d}\n", d, i)
+				}
+				appendFile(t, filepath.Join(dir, "incidents-"+d+".jsonl"), b.String())
+			}
+			r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: time.Millisecond})
+			if got := readAll(t, r, 100); len(got) != 100 {
+				t.Fatalf("first read: %d lines", len(got))
+			}
+			r.Close()
+			tc.corrupt(filepath.Join(dir, "cursor.json"))
+			appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"new\":1}\n{\"new\":2}\n")
+			logs := &syncBuffer{}
+			r = openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			got := readAll(t, r, 2)
+			if strings.Join(got, ",") != `{"new":1},{"new":2}` {
+				t.Fatalf("after the corrupt cursor: %d lines replayed: %v", len(got), got[:min(len(got), 3)])
+			}
+			nothingWithin(t, r, 50*time.Millisecond)
+			if r.Resent() != 100 {
+				t.Errorf("Resent = %d, want 100", r.Resent())
+			}
+			if !strings.Contains(logs.String(), "rebuilding it from the sent index") ||
+				!strings.Contains(logs.String(), "acknowledged=100") {
+				t.Errorf("not logged:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestACrashBetweenMarkSentAndTheCursorResendsNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	b := next(t, r, 10)
+	if err := r.Commit(b.End); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, "{\"n\":3}\n{\"n\":4}\n")
+	b = next(t, r, 10)
+	r.MarkSent(b.Lines[0].File, []uint64{b.Lines[0].Hash, b.Lines[1].Hash})
+	r.Close() // died before the cursor write
+	appendFile(t, path, "{\"n\":5}\n")
+	r = openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	if got := strings.Join(texts(next(t, r, 10)), ","); got != `{"n":5}` {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestAReplacedFileSkipsWhatWasSent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	readAll(t, r, 2)
+	// Restored from a backup with one more line: another inode.
+	tmp := filepath.Join(dir, "x.tmp")
+	appendFile(t, tmp, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")
+	os.Rename(tmp, path)
+	if got := strings.Join(texts(next(t, r, 10)), ","); got != `{"n":3}` {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestTheSentIndexFollowsRetention(t *testing.T) {
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "incidents-2026-03-21.jsonl"), "{\"n\":1}\n")
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	readAll(t, r, 1)
+	idx := filepath.Join(dir, "cursor.json.sent", "incidents-2026-03-21.jsonl.ids")
+	if fi, err := os.Stat(idx); err != nil || fi.Size() != 8 {
+		t.Fatalf("index: %v %v", fi, err)
+	}
+	r.Close()
+	os.Remove(filepath.Join(dir, "incidents-2026-03-21.jsonl")) // retention
+	openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
+	if _, err := os.Stat(idx); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("index of a removed file kept: %v", err)
+	}
+}
+
+// TestAClockSteppedBackAcrossMidnightStrandsNothing writes 300 lines with
+// the clock stepped back across midnight in the middle (and a restart of
+// the writer while it is behind), and reads them all once.
+func TestAClockSteppedBackAcrossMidnightStrandsNothing(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{t: time.Date(2026, 3, 22, 23, 59, 0, 0, time.UTC)}
+	open := func() *Writer {
+		w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := open()
+	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: 5 * time.Millisecond})
+	seen := map[string]int{}
+	read := func(until int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		for len(seen) < until {
+			b, err := r.Next(ctx, 100)
+			if err != nil {
+				return
+			}
+			for _, l := range b.Lines {
+				seen[string(l.Data)]++
+			}
+			r.Commit(b.End)
+		}
+	}
+	n := 0
+	write := func(k int) {
+		for range k {
+			w.Append(fmt.Appendf(nil, `{"n":%d}`, n))
+			n++
+		}
+	}
+	write(100)                                             // 23:59 on the 22nd
+	clk.Set(time.Date(2026, 3, 23, 0, 0, 30, 0, time.UTC)) // midnight passes
+	write(100)
+	read(200)                                                // the reader finished the 22nd and moved on
+	clk.Set(time.Date(2026, 3, 22, 23, 59, 40, 0, time.UTC)) // stepped back
+	write(50)
+	w.Close()
+	w = open() // restarted while the clock is behind
+	write(50)
+	w.Close()
+	read(300)
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	if len(seen) != 300 || dups != 0 {
+		t.Fatalf("%d of 300 delivered, %d duplicates", len(seen), dups)
+	}
+}
+
+// tmpfs mounts a size-limited tmpfs at a new directory (root only) and
+// unmounts it when the test ends.
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a full disk); CI runs as root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v: %s", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fill writes a file that takes every free byte of dir's file system and
+// returns it.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "ballast")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return p
+		}
+	}
+}
+
+func TestAFullDiskHoldsLinesAndResumesByItself(t *testing.T) {
+	dir := tmpfs(t, "256k")
+	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+	logs := &syncBuffer{}
+	w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1, Backlog: 50,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	line := func(i int) []byte { return fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 200)) }
+	w.Append(line(0))
+	ballast := fill(t, dir)
+	lost := 0
+	for i := 1; i <= 80; i++ {
+		if err := w.Append(line(i)); errors.Is(err, ErrNotWritten) {
+			lost++
+		} else if err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	st := w.Stats()
+	// The page already allocated may take a few lines before the disk
+	// refuses; of the rest, 50 are held and the others lost.
+	if !st.Failing || st.Held != 50 || int(st.Lost) != lost || lost == 0 {
+		t.Fatalf("stats %+v, %d lost", st, lost)
+	}
+	if n := strings.Count(logs.String(), "the disk refuses writes"); n != 1 {
+		t.Errorf("%d full-disk lines for one episode, want 1:\n%s", n, logs.String())
+	}
+	for _, want := range []string{"path=" + filepath.Join(dir, "incidents-2026-03-22.jsonl"), "free_bytes=0",
+		`err="no space left on device"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	os.Remove(ballast)
+	// Space is back: the next append writes the held lines first.
+	if err := w.Append(line(81)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "incidents-2026-03-22.jsonl"))
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 82-lost {
+		t.Fatalf("%d lines on disk, want %d", len(lines), 82-lost)
+	}
+	prev := -1
+	for _, l := range lines {
+		var v struct{ N int }
+		if err := json.Unmarshal([]byte(l), &v); err != nil || v.N <= prev {
+			t.Fatalf("line %q out of order or torn after %d", l, prev)
+		}
+		prev = v.N
+	}
+	if st := w.Stats(); st.Failing || st.Held != 0 || !strings.Contains(logs.String(), "journal: writing again") {
+		t.Errorf("not recovered: %+v\n%s", st, logs.String())
+	}
+}
+
+func TestAFullDiskAtOpenIsAStateNotAnError(t *testing.T) {
+	dir := tmpfs(t, "64k")
+	ballast := fill(t, dir)
+	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+	w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1, Backlog: 10})
+	if err != nil {
+		// tmpfs refuses new inodes only when nr_inodes runs out, so the
+		// file may open; either way Open must not fail.
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	defer w.Close()
+	if err := w.Append([]byte(`{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); !st.Failing || st.Held != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	os.Remove(ballast)
+	deadline := time.Now().Add(2 * retryEvery)
+	for w.Stats().Held > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "incidents-2026-03-22.jsonl")); string(b) != "{\"n\":1}\n" {
+		t.Fatalf("held line not written by the retry: %q", b)
+	}
+}
+
+// FuzzHealAndUnglue checks the torn-line handling on any file content: the
+// writer's healing leaves a prefix of the file that ends at a newline (or
+// nothing), and every line a reader returns passes Check and is a suffix
+// of one whole line of the file.
+func FuzzHealAndUnglue(f *testing.F) {
+	for _, s := range []string{
+		"{\"n\":1}\n{\"n\":2", "{\"n\":1}\n{\"n\":2{\"n\":3}\n", "{{{{\n", "\n", "",
+		"{\"a\":{\"b\":1}}\n{\"x\n", strings.Repeat("{", 40) + "{\"n\":1}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
+		appendFile(t, path, string(data))
+		r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, MaxLineBytes: 1 << 10})
+		whole := bytes.Split(data[:bytes.LastIndexByte(data, '\n')+1], []byte("\n"))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		for {
+			b, err := r.Next(ctx, 100)
+			if err != nil {
+				break
+			}
+			for _, l := range b.Lines {
+				if jsonCheck(l.Data) != nil {
+					t.Fatalf("returned a line Check refuses: %q", l.Data)
+				}
+				ok := false
+				for _, w := range whole {
+					ok = ok || bytes.HasSuffix(w, l.Data)
+				}
+				if !ok {
+					t.Fatalf("returned %q, not a suffix of a whole line", l.Data)
+				}
+			}
+		}
+		clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+		w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		healed, _ := os.ReadFile(path)
+		if !bytes.HasPrefix(data, healed) || len(healed) > 0 && healed[len(healed)-1] != '\n' ||
+			bytes.IndexByte(data[len(healed):], '\n') >= 0 {
+			t.Fatalf("healed %q into %q", data, healed)
+		}
+	})
+}
