@@ -29,6 +29,31 @@ type DemoFiles struct {
 // attacks from 127.10.0.x) and stands in DemoTarget. Only this
 // configuration uses the overlay: ordinary runs never do.
 func WriteDemo(dir string, extraGeoIP ...string) (DemoFiles, error) {
+	return WriteDemoWith(dir, DemoOptions{GeoIP: extraGeoIP})
+}
+
+// DemoOptions configure WriteDemoWith.
+type DemoOptions struct {
+	// GeoIP are databases consulted after the drill overlay.
+	GeoIP []string
+	// Block turns the sensor's response on: the nftables backend in a table
+	// of the drill's own (DemoNFTable), for ssh_bruteforce only (the other
+	// attacks must keep reaching their servers), private sources allowed
+	// (the drill attacks from 127.10.0.x) and a short TTL (DemoBlockTTL),
+	// so a drill never leaves loopback addresses blocked for long. It needs
+	// root; pair it with Config.ExpectBlock.
+	Block bool
+}
+
+// The drill sensor's response settings (DemoOptions.Block).
+const (
+	DemoNFTable  = "attackmap_drill"
+	DemoBlockTTL = "2m"
+)
+
+// WriteDemoWith is WriteDemo with options.
+func WriteDemoWith(dir string, o DemoOptions) (DemoFiles, error) {
+	extraGeoIP := o.GeoIP
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return DemoFiles{}, fmt.Errorf("drill: %w", err)
@@ -63,6 +88,22 @@ func WriteDemo(dir string, extraGeoIP ...string) (DemoFiles, error) {
 		"geoip":  map[string]any{"paths": append([]string{f.Overlay}, extraGeoIP...)},
 		"target": map[string]any{"city": DemoTarget},
 		"detect": map[string]any{"include_private": true},
+	}
+	if o.Block {
+		// Every other attacker is on the allow list: the SSH credential
+		// stuffer also trips ssh_bruteforce, and blocking it mid-run
+		// would fail its own attack.
+		allow := []string{}
+		for _, a := range Plan() {
+			if a.Name != SSHBruteForce {
+				allow = append(allow, a.Addr.String())
+			}
+		}
+		cfg["response"] = map[string]any{
+			"enabled": true, "backend": "nftables", "detectors": []string{"ssh_bruteforce"},
+			"allow_private": true, "allow": allow, "ttl": []string{DemoBlockTTL},
+			"nftables": map[string]any{"table": DemoNFTable},
+		}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

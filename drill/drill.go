@@ -64,6 +64,11 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives progress at debug level and problems; default discards.
 	Logger *slog.Logger
+	// ExpectBlock adds the Blocked phase after the SSH brute force: the
+	// sensor watching the drill blocks the attacker (its response section
+	// enabled, see DemoOptions.Block), and the attacker's next SSH
+	// connection must be refused.
+	ExpectBlock bool
 }
 
 // Result is what one attack did.
@@ -222,7 +227,7 @@ func (cfg *Config) runAttacks(ctx context.Context, rep *Report) []error {
 		case ctx.Err() != nil:
 			res = Result{Attack: a, Error: fmt.Sprintf("not started: %v", ctx.Err())}
 		case isSSH(a.Name):
-			res = runSSHAttack(ctx, a, srvSSH)
+			res = runSSHAttack(ctx, a, srvSSH, cfg.ExpectBlock && a.Name == SSHBruteForce)
 		case isWeb(a.Name):
 			res = runWebAttack(ctx, a, srvWeb)
 		case a.Name == PortScan:
@@ -234,6 +239,13 @@ func (cfg *Config) runAttacks(ctx context.Context, rep *Report) []error {
 		log.Debug("drill attack done", "attack", a.Name, "from", a.Addr, "count", res.Count,
 			"duration", res.Duration, "err", res.Error, "skipped", res.Skipped)
 		rep.Results = append(rep.Results, res)
+		if a.Name == SSHBruteForce && cfg.ExpectBlock && res.Skipped == "" {
+			b := runBlocked(ctx, res, srvSSH)
+			if b.Error != "" {
+				errs = append(errs, fmt.Errorf("%s: %s", Blocked, b.Error))
+			}
+			rep.Results = append(rep.Results, b)
+		}
 	}
 	return errs
 }

@@ -66,8 +66,12 @@ func randomPasswords(n int) []string {
 }
 
 // runSSHAttack performs an SSH attack from a.Addr against srv and waits
-// until sshd's lines about it are in the auth log.
-func runSSHAttack(ctx context.Context, a Attack, srv *sshd) Result {
+// until sshd's lines about it are in the auth log. With blockable, the
+// sensor may block the attacker while it runs (the drill's blocked phase):
+// a connection cut off after some failures ends the attack without failing
+// it, and sshd's "connection closed" lines are not waited for (the
+// attacker's last packets are dropped, so sshd logs them only much later).
+func runSSHAttack(ctx context.Context, a Attack, srv *sshd, blockable bool) Result {
 	res := Result{Attack: a, Start: time.Now()}
 	failures := 0
 	tries := sshPlan(a.Name)
@@ -75,6 +79,9 @@ func runSSHAttack(ctx context.Context, a Attack, srv *sshd) Result {
 		n, err := sshAttempt(ctx, a.Addr, srv.Addr, srv.HostKey, t)
 		failures += n
 		if err != nil {
+			if blockable && failures > 0 {
+				break
+			}
 			res.fail(err)
 			return res
 		}
@@ -82,13 +89,23 @@ func runSSHAttack(ctx context.Context, a Attack, srv *sshd) Result {
 	res.Count = failures
 	// Wait for sshd to log every failure and the end of every connection:
 	// the last of those lines is the attack's completing log line.
-	wctx, cancel := context.WithTimeout(ctx, sshLogWait)
+	wait := sshLogWait
+	if blockable {
+		// A blocked attacker's last packets are dropped, and sshd may log
+		// its last failure or the connection's end much later or never:
+		// what sshd logged within blockedLogWait is the attack.
+		wait = blockedLogWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	got, err := srv.tally.wait(wctx, a.Addr, func(t addrTally) bool {
-		return t.Marks["failed"] >= failures && t.Marks["closed"] >= len(tries)
+		return t.Marks["failed"] >= failures && (blockable || t.Marks["closed"] >= len(tries))
 	})
 	res.Lines, res.Last = got.Lines, got.Last
 	res.Duration = res.Last.Sub(res.Start)
+	if err != nil && blockable && ctx.Err() == nil && got.Marks["failed"] > 0 {
+		err = nil
+	}
 	if err != nil {
 		res.fail(fmt.Errorf("sshd logged %d of %d failed passwords and %d of %d connection ends from %s: %w",
 			got.Marks["failed"], failures, got.Marks["closed"], len(tries), a.Addr, err))

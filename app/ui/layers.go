@@ -2,6 +2,7 @@ package ui
 
 import (
 	"strconv"
+	"strings"
 
 	app "github.com/maxence-charriere/go-app/v10/pkg/app"
 
@@ -42,16 +43,51 @@ func (c *markerChunk) Render() app.UI {
 		x, y := num(mk.X), num(mk.Y)
 		circle := app.Elem("circle").XMLNS(svgNS).Attr("cx", x).Attr("cy", y).
 			Attr("r", num(mk.Radius())).Attr("fill", live.Colour(mk.Severity))
+		body := []app.UI{circle}
+		if latest, ok := m.Incident(mk.Latest); ok && actionClass(latest.Action) == "blocked" {
+			// The marker takes the look of its newest activity: once
+			// the sensor blocked that source, a "no entry" sign (ring
+			// and slash) sits on the marker. Only blocked places carry
+			// the extra elements, like the labels below.
+			cls = append(cls, "blocked")
+			body = append(body, blockedSign(mk.X, mk.Y, mk.Radius()))
+		}
 		if mk.Count > 1 {
 			// Only aggregated places carry a label: thousands of empty text
 			// elements still cost paint time.
-			slots = append(slots, g.Class(cls...).Body(circle,
-				app.Elem("text").XMLNS(svgNS).Attr("x", x).Attr("y", y).Text(strconv.Itoa(mk.Count))))
-			continue
+			body = append(body, app.Elem("text").XMLNS(svgNS).Attr("x", x).Attr("y", y).Text(strconv.Itoa(mk.Count)))
 		}
-		slots = append(slots, g.Class(cls...).Body(circle))
+		slots = append(slots, g.Class(cls...).Body(body...))
 	}
 	return app.Elem("g").XMLNS(svgNS).Class("chunk").Body(slots...)
+}
+
+// blockedSign draws the "no entry" sign over a blocked marker at x, y with
+// radius r: a ring just outside the circle and a slash across it.
+func blockedSign(x, y, r float64) app.UI {
+	ring := r + 1.2
+	// The slash ends on the ring, at 45 degrees.
+	d := ring * 0.7071
+	// Tenths of a map unit are below a pixel at any zoom the map offers.
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	return app.Elem("g").XMLNS(svgNS).Class("blk").Body(
+		app.Elem("circle").XMLNS(svgNS).Attr("cx", f(x)).Attr("cy", f(y)).Attr("r", f(ring)),
+		app.Elem("path").XMLNS(svgNS).Attr("d", "M"+f(x-d)+" "+f(y+d)+"L"+f(x+d)+" "+f(y-d)),
+	)
+}
+
+// actionClass sorts an incident's action for styling: "blocked" when the
+// sensor blocked the source ("blocked", "blocked 1h"), "would" for a dry
+// run ("would block (dry run)"), "" for anything else (logged, not
+// blocked, rate limited).
+func actionClass(action string) string {
+	switch {
+	case strings.HasPrefix(action, "blocked"):
+		return "blocked"
+	case strings.HasPrefix(action, "would block"):
+		return "would"
+	}
+	return ""
 }
 
 // pulseClass picks one of two identical CSS animations: switching between

@@ -255,6 +255,22 @@ func (c *Live) connect(ctx app.Context) {
 	es.On("incident", func(ev app.Value) {
 		c.postIncident(ev.Get("data").String(), ev.Get("lastEventId").String())
 	})
+	// A resume point the relay no longer holds (older than its resume
+	// window): it sends "reset", then its recent window. What came in
+	// between is gone from the stream, so the map resumes after the reset
+	// and fetches the statistics again to get the counts right.
+	es.On("reset", func(ev app.Value) {
+		id := ev.Get("lastEventId").String()
+		c.post(func(ctx app.Context) {
+			if c.es != es {
+				return
+			}
+			if id != "" {
+				c.lastID = id
+			}
+			c.fetchStats()
+		})
+	})
 	if c.lastID == "" {
 		fetchText(live.Endpoint(c.relay, "/api/live-feed?limit="+strconv.Itoa(feedLimit)), maxFeedBytes, func(body string, err error) {
 			c.post(func(ctx app.Context) { c.applyFeed(body, err) })

@@ -21,22 +21,43 @@ type sidebar struct {
 	// resolve against what the user saw.
 	Rows *[]incident.Incident
 	Gen  uint64
+
+	// blockedOnly is the "Blocked only" filter: the list shows only the
+	// incidents whose source the sensor blocked. Unexported, so go-app
+	// keeps it across the page's re-renders.
+	blockedOnly bool
 }
 
 // Render draws the list, newest first.
 func (s *sidebar) Render() app.UI {
 	items := *s.Rows
 	selID, _, _ := s.M.Selected()
-	rows := make([]app.UI, len(items))
+	rows := make([]app.UI, 0, len(items))
 	for i := range items {
 		in := &items[i]
-		rows[i] = app.Li().Body(s.row(i, in, in.ID == selID))
+		if s.blockedOnly && actionClass(in.Action) != "blocked" {
+			continue
+		}
+		// data-idx stays the index in Rows, so clicks resolve
+		// whatever the filter hides.
+		rows = append(rows, app.Li().Body(s.row(i, in, in.ID == selID)))
 	}
 	return app.Section().Class("feed").Aria("label", "Newest incidents").Body(
-		app.H2().Text("Newest incidents"),
-		app.If(len(items) == 0, func() app.UI { return app.P().Class("empty").Text("Waiting for incidents…") }),
+		app.Div().Class("feed-head").Body(
+			app.H2().Text("Newest incidents"),
+			app.Button().Type("button").Class("filter").ID("blocked-only").
+				Aria("pressed", s.blockedOnly).Title("Show only the incidents whose source was blocked").
+				On("click", s.onFilter).Text("Blocked only"),
+		),
+		app.If(len(items) == 0, func() app.UI { return app.P().Class("empty").Text("Waiting for incidents…") }).
+			ElseIf(len(rows) == 0, func() app.UI { return app.P().Class("empty").Text("No blocked incidents among the newest.") }),
 		app.Ol().Class("list").ID("list").On("click", s.onClick).On("keydown", s.onKey).Body(rows...),
 	)
+}
+
+// onFilter toggles the "Blocked only" filter.
+func (s *sidebar) onFilter(ctx app.Context, e app.Event) {
+	s.blockedOnly = !s.blockedOnly
 }
 
 func (s *sidebar) row(i int, in *incident.Incident, selected bool) app.UI {
@@ -52,13 +73,18 @@ func (s *sidebar) row(i int, in *incident.Incident, selected bool) app.UI {
 	if action == "" {
 		action = "logged"
 	}
+	actCls := []string{"act"}
+	if ac := actionClass(in.Action); ac != "" {
+		cls = append(cls, ac)
+		actCls = append(actCls, "act-"+ac) // a badge: blocked, or would block (dry run)
+	}
 	return app.Button().Type("button").Class(cls...).DataSet("idx", i).Aria("pressed", selected).Body(
 		app.Span().Class("t").Text(in.TS.Local().Format("15:04:05")),
 		app.Span().Class("cc").Title("%s", country).Text(country),
 		app.Span().Class("ip").Text(clean(in.IP, incident.MaxIP)),
-		app.Span().Class("type").Text(clean(live.Label(in.Source), 64)),
+		app.Span().Class("type").Style("--type", live.TypeColour(in.Source)).Text(clean(live.Label(in.Source), 64)),
 		app.Span().Class("sev").Text(string(in.Severity)),
-		app.Span().Class("act").Text(clean(action, incident.MaxAction)),
+		app.Span().Class(actCls...).Text(clean(action, incident.MaxAction)),
 		app.If(in.AbuseScore != nil, func() app.UI {
 			return app.Span().Class("abuse").Text("abuse " + strconv.Itoa(*in.AbuseScore))
 		}),
@@ -150,7 +176,13 @@ func (d *details) Render() app.UI {
 	add("Network", asn)
 	add("Attack", live.Label(in.Source))
 	add("Severity", string(in.Severity))
-	add("Action", clean(in.Action, incident.MaxAction))
+	if in.Action != "" {
+		dd := app.Dd().Class("act").Text(clean(in.Action, incident.MaxAction))
+		if ac := actionClass(in.Action); ac != "" {
+			dd = dd.Class("act-" + ac)
+		}
+		rows = append(rows, app.Dt().Text("Action"), dd)
+	}
 	add("Host", clean(in.Host, incident.MaxHost))
 	add("First seen", stamp(in.FirstSeen))
 	add("Last seen", stamp(in.LastSeen))
@@ -179,6 +211,7 @@ func (d *details) Render() app.UI {
 	return app.Section().Class("details").ID("details").Aria("label", "Selected incident").Body(
 		app.H2().Body(
 			app.Text(clean(title, incident.MaxTitle)),
+			app.If(actionClass(in.Action) == "blocked", func() app.UI { return app.Span().Class("badge-blocked").Text("blocked") }),
 			app.If(live.IsDrill(in), func() app.UI { return app.Span().Class("drill").Text("drill") }),
 		),
 		app.If(in.Summary != "", func() app.UI { return app.P().Class("summary").Text(clean(in.Summary, incident.MaxSummary)) }),
@@ -222,11 +255,15 @@ func (s *statsPanel) Render() app.UI {
 			app.Span().Class("n").Text(strconv.Itoa(kv.Count)),
 		)
 	}
-	list := func(kvs []live.KV, label func(string) string) app.UI {
+	list := func(kvs []live.KV, label func(string) string, swatch bool) app.UI {
 		items := make([]app.UI, len(kvs))
 		for i, kv := range kvs {
+			k := app.Span().Class("k").Text(clean(label(kv.Key), 64))
+			if swatch {
+				k = k.Class("sw").Style("--type", live.TypeColour(kv.Key))
+			}
 			items[i] = app.Li().Body(
-				app.Span().Class("k").Text(clean(label(kv.Key), 64)),
+				k,
 				app.Span().Class("n").Text(strconv.Itoa(kv.Count)),
 			)
 		}
@@ -245,8 +282,8 @@ func (s *statsPanel) Render() app.UI {
 		),
 		app.Ul().Class("sevs").Body(sev...),
 		app.Div().Class("cols").Body(
-			app.Div().Body(app.H3().Text("Attack types"), list(types, live.Label)),
-			app.Div().Body(app.H3().Text("Top countries"), list(v.Countries, same)),
+			app.Div().Body(app.H3().Text("Attack types"), list(types, live.Label, true)),
+			app.Div().Body(app.H3().Text("Top countries"), list(v.Countries, same, false)),
 		),
 	)
 }

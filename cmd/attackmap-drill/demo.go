@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/attackmap/attackmap/drill"
+	"github.com/attackmap/attackmap/incident"
 )
 
 // sensorStartTimeout bounds the wait for the sensor's relay to answer: it
@@ -43,6 +46,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	rounds := fs.Int("rounds", 1, "how many times to run the drill (1 to 100)")
 	interval := fs.Duration("interval", 20*time.Second, "pause between rounds")
 	once := fs.Bool("once", false, "stop the sensor and exit after the drill instead of keeping the map up")
+	block := fs.Bool("block", os.Geteuid() == 0, "turn the drill sensor's blocking on (nftables, table "+drill.DemoNFTable+
+		", TTL "+drill.DemoBlockTTL+") and check the blocked phase: the SSH brute forcer's next connection is refused and the map says blocked (default: on when root)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: attackmap-drill demo [flags]\n\n"+
 			"Starts a sensor (with the relay and the map inside, --serve) that reads the drill's\n"+
@@ -60,7 +65,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stderr, "attackmap-drill demo: --rounds must be between 1 and 100")
 		return errUsage
 	}
-	files, err := drill.WriteDemo(*dir)
+	files, err := drill.WriteDemoWith(*dir, drill.DemoOptions{Block: *block})
 	if err != nil {
 		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 		return err
@@ -97,7 +102,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "drill sensor running (log: %s)\nmap at %s/live\n\n", logPath, base)
 
 	cfg := drill.Config{AuthLog: files.AuthLog, AccessLog: files.AccessLog, Format: drill.FormatRFC3339,
-		Install: true, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Install: true, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		ExpectBlock: *block}
+	if *block {
+		// Whatever happens, leave no drill block behind.
+		defer unblockDrill(*sensor, files.Config, stderr)
+	}
 	var failed bool
 	for i := range *rounds {
 		if i > 0 {
@@ -114,6 +124,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			failed = true
 			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
+		}
+		if *block {
+			if err := checkBlockedOnMap(ctx, base, rep, stdout); err != nil {
+				failed = true
+				fmt.Fprintf(stderr, "attackmap-drill: blocked phase: %v\n", err)
+			}
+			// The next round attacks from the same addresses again.
+			unblockDrill(*sensor, files.Config, stderr)
 		}
 	}
 	if *once {
@@ -134,6 +152,52 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return errFailed
 	}
 	return nil
+}
+
+// mapWait bounds the wait for the blocked incident to reach the map: the
+// block follows the detection by milliseconds and the update is pushed like
+// any incident, so 15 s only trips when something is broken.
+const mapWait = 15 * time.Second
+
+// checkBlockedOnMap waits until the relay's feed shows the SSH brute
+// forcer's incident with a "blocked" action.
+func checkBlockedOnMap(ctx context.Context, base string, rep drill.Report, stdout io.Writer) error {
+	res, ok := rep.Result(drill.Blocked)
+	if !ok || res.Skipped != "" || res.Error != "" {
+		return errors.New("the attacker was not refused, so the map cannot show it blocked")
+	}
+	ctx, cancel := context.WithTimeout(ctx, mapWait)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/live-feed?limit=500", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var feed []incident.Incident
+			err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&feed)
+			resp.Body.Close()
+			for i := len(feed) - 1; err == nil && i >= 0; i-- {
+				in := feed[i]
+				if in.IP == res.Addr.String() && in.Source == res.Source && strings.HasPrefix(in.Action, "blocked") {
+					fmt.Fprintf(stdout, "blocked phase: %s refused %s after the brute force's last line; the map says %q\n",
+						res.Addr, res.Duration.Round(time.Millisecond), in.Action)
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the map does not show %s as blocked after %s", res.Addr, mapWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// unblockDrill removes the drill sensor's blocks and table
+// (`attackmap-sensor block flush`).
+func unblockDrill(sensor, config string, stderr io.Writer) {
+	out, err := exec.Command(sensor, "block", "flush", "--config", config).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(stderr, "attackmap-drill: block flush: %v: %s", err, out)
+	}
 }
 
 // localAddr turns a listen address into one to connect to.

@@ -1,6 +1,7 @@
 // Command attackmap-sensor is the attackmap host daemon: `run` watches the
 // host and pushes incidents to relays, `detect` replays log files through
-// the same detectors and prints the incidents. See shared/DESIGN.md.
+// the same detectors and prints the incidents, `block` lists and changes
+// the blocks the responder keeps. See shared/DESIGN.md.
 package main
 
 import (
@@ -27,7 +28,9 @@ func main() {
 }
 
 const usage = `usage: attackmap-sensor run [flags]      run the sensor daemon (run --help for flags)
-       attackmap-sensor detect [flags]   replay log files through the detectors`
+       attackmap-sensor detect [flags]   replay log files through the detectors
+       attackmap-sensor block list|add ADDR [--ttl D]|remove ADDR|flush
+                                         manage the blocks (block --help)`
 
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -38,6 +41,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return daemon.Run(ctx, args[1:], env, stdout, stderr)
 	case "detect":
 		return detectcmd.Run(ctx, args[1:], stdout, stderr)
+	case "block":
+		return daemon.Block(ctx, args[1:], stdout)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprintln(stdout, usage)
 		return nil
