@@ -50,9 +50,9 @@ type Attack struct {
 	// SSH stuffing run is also 7 quick failures, enough for ssh_bruteforce;
 	// the web scan's /etc/passwd traversal is also an exploit_attempt).
 	Source string `json:"source"`
-	// Severity is what the default thresholds give at the drill's counts
-	// (the exploit probe is the one attack at twice its threshold, so it
-	// escalates to critical); a test should accept this severity or higher.
+	// Severity is what the default thresholds and rules give at the
+	// drill's counts (the exploit probes match rules of critical severity);
+	// a test should accept this severity or higher.
 	Severity incident.Severity `json:"severity"`
 	// Planned is how many attempts the drill makes: failed SSH passwords,
 	// closed ports knocked on, HTTP requests.
@@ -62,7 +62,7 @@ type Attack struct {
 	Place Place  `json:"place"`
 }
 
-// Counts. Each is above its detector's default threshold (shared issue 4,
+// Counts. Each is above its detector's default threshold (see
 // sensor/detect DefaultConfig) and below twice it, so the expected severity
 // is the detector's base one; only the exploit probes are at twice theirs.
 const (
@@ -105,8 +105,8 @@ var attacks = []Attack{
 	},
 	{
 		Name: ExploitProbe, Addr: netip.MustParseAddr("127.10.0.6"),
-		// One probe is the threshold and the severity escalates at twice it:
-		// the two probes give the map its critical (red) marker.
+		// Both probes match web rules of critical severity (PHPUnit
+		// eval-stdin, Apache cgi-bin traversal): the map's red marker.
 		Source: "exploit_attempt", Severity: incident.Critical, Planned: len(exploitRequests),
 		What: "PHPUnit eval-stdin.php and Apache cgi-bin traversal exploit probes",
 		Place: Place{City: "Chicago", Country: "US", Continent: "NA", Lat: 41.8781, Lon: -87.6298,

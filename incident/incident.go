@@ -4,7 +4,7 @@
 // data line. It also holds the ingest protocol messages and the validation
 // that decides whether an incident may enter the relay.
 //
-// The JSON names are a published contract (see shared/DESIGN.md): id, source,
+// The JSON names are a published contract (see docs/DESIGN.md): id, source,
 // severity, ip, country, lat, lon and ts must never change.
 package incident
 

@@ -2,7 +2,7 @@ package incident
 
 import "encoding/json"
 
-// Ingest protocol limits (shared/DESIGN.md). A batch bigger than either is
+// Ingest protocol limits (docs/DESIGN.md). A batch bigger than either is
 // refused whole: 100 incidents keeps one ack's work short, 256 KiB keeps a
 // sensor from pinning relay memory with a single frame.
 const (

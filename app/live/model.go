@@ -28,7 +28,7 @@ type Config struct {
 	// MaxArcs caps the attacker-to-target arcs (default 500), oldest first.
 	MaxArcs int
 	// TTL is how long a marker stays after its incident's last activity
-	// (default 5 minutes, DESIGN.md).
+	// (default 5 minutes, docs/DESIGN.md).
 	TTL time.Duration
 	// SidebarRows is how many incidents the sidebar lists (default 50).
 	SidebarRows int

@@ -9,7 +9,7 @@ import (
 	"github.com/paulmach/orb"
 )
 
-// Colour returns the marker colour of a severity (DESIGN.md).
+// Colour returns the marker colour of a severity (docs/DESIGN.md).
 func Colour(s incident.Severity) string {
 	switch s {
 	case incident.Critical:

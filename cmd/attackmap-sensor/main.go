@@ -1,7 +1,7 @@
 // Command attackmap-sensor is the attackmap host daemon: `run` watches the
 // host and pushes incidents to relays, `detect` replays log files through
 // the same detectors and prints the incidents, `block` lists and changes
-// the blocks the responder keeps. See shared/DESIGN.md.
+// the blocks the responder keeps. See docs/DESIGN.md.
 package main
 
 import (

@@ -1,7 +1,7 @@
 // Package event defines the raw event: one observation by a collector (a
 // kernel tracepoint hit, an sshd log line, an access log line, a firewall
 // drop) before any detector has judged it. Events are the detectors' input
-// and are written one per line to events-YYYY-MM-DD.jsonl (shared/DESIGN.md).
+// and are written one per line to events-YYYY-MM-DD.jsonl (docs/DESIGN.md).
 //
 // Collectors fill only the fields that apply. Strings that an attacker
 // chooses (user, path, argv, ua) must be passed through incident.CleanText
@@ -42,7 +42,7 @@ const (
 )
 
 // Event is one raw observation. The JSON names are the raw events format of
-// shared/DESIGN.md; fields after Status are additions that keep the same
+// docs/DESIGN.md; fields after Status are additions that keep the same
 // style (snake_case, omitted when empty). Only ever add fields.
 type Event struct {
 	TS     time.Time `json:"ts"`

@@ -36,7 +36,7 @@ type WSOptions struct {
 }
 
 // WS delivers batches to one relay over the ingest WebSocket
-// (/api/ingest, DESIGN.md). It connects on first use and after any error,
+// (/api/ingest, docs/DESIGN.md). It connects on first use and after any error,
 // so one WS lives as long as the daemon. It is used by one goroutine.
 type WS struct {
 	url   string
