@@ -105,12 +105,9 @@ func (d *sshBruteforce) explain(e *Engine, ev *event.Event) string {
 	if ev.Kind == event.KindSSHFailed && !isAttempt(ev) {
 		return "ignored: " + detailOr(ev) + " is not an authentication attempt"
 	}
-	if why := ignoredAddr(e, ev.SrcIP); why != "" {
-		return why
-	}
-	st := d.t.peek(ev.SrcIP)
+	st, why := peekState(e, d.t, ev.SrcIP)
 	if st == nil {
-		return "no state"
+		return why
 	}
 	now := ev.TS.UnixNano()
 	return notes(bucketNote("fast", &st.fast, d.cfg.Fast, now), bucketNote("slow", &st.slow, d.cfg.Slow, now),
@@ -121,12 +118,9 @@ func (d *credentialStuffing) explain(e *Engine, ev *event.Event) string {
 	if ev.Kind == event.KindSSHFailed && !isAttempt(ev) {
 		return "ignored: " + detailOr(ev) + " is not an authentication attempt"
 	}
-	if why := ignoredAddr(e, ev.SrcIP); why != "" {
-		return why
-	}
-	st := d.t.peek(ev.SrcIP)
+	st, why := peekState(e, d.t, ev.SrcIP)
 	if st == nil {
-		return "no state"
+		return why
 	}
 	now := ev.TS.UnixNano()
 	c := d.cfg
@@ -142,12 +136,9 @@ func (d *sshProbe) explain(e *Engine, ev *event.Event) string {
 	if _, probe := probeKind(ev); !probe {
 		return "ignored: " + detailOr(ev) + " is not a probe"
 	}
-	if why := ignoredAddr(e, ev.SrcIP); why != "" {
-		return why
-	}
-	st := d.t.peek(ev.SrcIP)
+	st, why := peekState(e, d.t, ev.SrcIP)
 	if st == nil {
-		return "no state"
+		return why
 	}
 	now := ev.TS.UnixNano()
 	auth := ""
@@ -161,12 +152,9 @@ func (d *sshTimeoutStorm) explain(e *Engine, ev *event.Event) string {
 	if ev.Detail != logparse.DetailPreauthTimeout {
 		return "ignored: " + detailOr(ev) + " is not a pre-auth timeout"
 	}
-	if why := ignoredAddr(e, ev.SrcIP); why != "" {
-		return why
-	}
-	st := d.t.peek(ev.SrcIP)
+	st, why := peekState(e, d.t, ev.SrcIP)
 	if st == nil {
-		return "no state"
+		return why
 	}
 	now := ev.TS.UnixNano()
 	return notes(bucketNote("timeouts", &st.timeouts, d.cfg.Timeouts, now), episodeNote(st.ep, now, e))
@@ -176,15 +164,24 @@ func (d *portScan) explain(e *Engine, ev *event.Event) string {
 	if ev.DstPort == 0 {
 		return "ignored: no destination port"
 	}
-	if why := ignoredAddr(e, ev.SrcIP); why != "" {
-		return why
-	}
-	st := d.t.peek(ev.SrcIP)
+	st, why := peekState(e, d.t, ev.SrcIP)
 	if st == nil {
-		return "no state"
+		return why
 	}
 	now := ev.TS.UnixNano()
 	return notes(bucketNote("distinct ports", &st.ports, d.cfg.Ports, now), episodeNote(st.ep, now, e))
+}
+
+// peekState returns a's state in t, or nil and why there is none to show:
+// the address is not reported, or nothing was counted for it yet.
+func peekState[S any](e *Engine, t *tracker[S], a netip.Addr) (*S, string) {
+	if why := ignoredAddr(e, a); why != "" {
+		return nil, why
+	}
+	if st := t.peek(a); st != nil {
+		return st, ""
+	}
+	return nil, "no state"
 }
 
 // detailOr names an event's detail, or its kind when it has none.
