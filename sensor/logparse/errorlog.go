@@ -177,14 +177,8 @@ func (p *ErrorLog) nginxStamp(l string) (time.Time, int, bool) {
 	if len(l) < 20 || l[4] != '/' || l[7] != '/' || l[10] != ' ' || l[13] != ':' || l[16] != ':' || l[19] != ' ' {
 		return time.Time{}, 0, false
 	}
-	y, n0 := digitsAt(l, 0, 4)
-	mo, n1 := digitsAt(l, 5, 2)
-	d, n2 := digitsAt(l, 8, 2)
-	hh, n3 := digitsAt(l, 11, 2)
-	mm, n4 := digitsAt(l, 14, 2)
-	ss, n5 := digitsAt(l, 17, 2)
-	if n0 != 4 || n1 != 2 || n2 != 2 || n3 != 2 || n4 != 2 || n5 != 2 ||
-		mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 {
+	y, mo, d, hh, mm, ss, ok := dateTimeAt(l)
+	if !ok {
 		return time.Time{}, 0, false
 	}
 	return time.Date(y, time.Month(mo), d, hh, mm, ss, 0, p.st.opts.Location), 20, true

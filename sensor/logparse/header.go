@@ -322,6 +322,21 @@ func (s *stamper) isoStamp(l string) (time.Time, string, bool) {
 	return t, l[n+1:], true
 }
 
+// dateTimeAt reads the numbers of "YYYY?MM?DD?HH?MM?SS" at the start of l
+// (the caller checks the separators: '-' or '/' in the date, ':' in the
+// time) and checks their ranges.
+func dateTimeAt(l string) (y, mo, d, hh, mm, ss int, ok bool) {
+	y, n0 := digitsAt(l, 0, 4)
+	mo, n1 := digitsAt(l, 5, 2)
+	d, n2 := digitsAt(l, 8, 2)
+	hh, n3 := digitsAt(l, 11, 2)
+	mm, n4 := digitsAt(l, 14, 2)
+	ss, n5 := digitsAt(l, 17, 2)
+	ok = n0 == 4 && n1 == 2 && n2 == 2 && n3 == 2 && n4 == 2 && n5 == 2 &&
+		mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && hh <= 23 && mm <= 59 && ss <= 60
+	return y, mo, d, hh, mm, ss, ok
+}
+
 // ParseISO parses an ISO 8601/RFC 3339 stamp at the start of l (date, 'T'
 // or space, time, optional fraction, optional zone) and returns the time and
 // its length. Zone-less stamps are in loc.
@@ -330,14 +345,8 @@ func ParseISO(l string, loc *time.Location) (time.Time, int, bool) {
 		l[13] != ':' || l[16] != ':' {
 		return time.Time{}, 0, false
 	}
-	y, n0 := digitsAt(l, 0, 4)
-	mo, n1 := digitsAt(l, 5, 2)
-	d, n2 := digitsAt(l, 8, 2)
-	hh, n3 := digitsAt(l, 11, 2)
-	mm, n4 := digitsAt(l, 14, 2)
-	ss, n5 := digitsAt(l, 17, 2)
-	if n0 != 4 || n1 != 2 || n2 != 2 || n3 != 2 || n4 != 2 || n5 != 2 ||
-		mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 {
+	y, mo, d, hh, mm, ss, ok := dateTimeAt(l)
+	if !ok {
 		return time.Time{}, 0, false
 	}
 	i := 19
