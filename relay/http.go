@@ -17,7 +17,7 @@ import (
 	"github.com/attackmap/attackmap/relay/hub"
 )
 
-// Feed limits (DESIGN.md): 50 by default, 500 at most. GeoJSON: 1,000 by
+// Feed limits (docs/DESIGN.md): 50 by default, 500 at most. GeoJSON: 1,000 by
 // default, 2,000 at most (and never more than the ring): at up to 16 KiB
 // per incident that is 32 MiB, already a lot for anyone on the internet to
 // ask for as often as they like; the whole ring would be 160 MiB.
@@ -30,10 +30,11 @@ const (
 
 // Budgets for every answer that is not a stream or the ingest socket.
 const (
-	// chunkTimeout is how long one write of an answer (at most
-	// answerBuffer bytes) may wait for the client to take it: a client
-	// slower than answerBuffer per chunkTimeout (3 KiB/s) or not reading
-	// at all is cut off, and its connection reset so the kernel drops
+	// chunkTimeout is how long one write of an answer (answerBuffer
+	// bytes or one incident, at most 16 KiB, for feed and GeoJSON; 32 KiB
+	// for files) may wait for the client to take it: a client slower
+	// than that per chunkTimeout (a few KiB/s) or not reading at all is
+	// cut off, and its connection reset so the kernel drops
 	// what was queued for it (see trackedConn).
 	chunkTimeout = 10 * time.Second
 	// answerBudget bounds a whole answer, however steadily it is read:
@@ -44,8 +45,14 @@ const (
 	// answerBuffer is the buffer feed and GeoJSON answers are written
 	// through: answers are streamed from the ring, never built whole, so a
 	// client that does not read costs the relay this much and the kernel's
-	// socket buffer, not the answer's size.
-	answerBuffer = 32 << 10
+	// socket buffer, not the answer's size. It only gathers the small
+	// pieces between incidents (commas, GeoJSON geometry): an incident's
+	// encoded JSON, shared with the ring, larger than what is left of it
+	// goes to the socket without a copy, so a bigger buffer saves few
+	// system calls and costs its size for every stalled reader (it was
+	// 32 KiB: 100 non-reading feed clients held 3 MiB live, and twice that
+	// before a collection).
+	answerBuffer = 4 << 10
 )
 
 // Retry-After values: a full relay (503) frees slots as viewers leave, so

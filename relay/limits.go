@@ -236,6 +236,185 @@ func refusal(limit string) []byte {
 		"\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(text)) + "\r\n\r\n" + text)
 }
 
+// The header phase. A new connection's first request head is read by
+// headListener, before net/http sees the connection: net/http gives every
+// connection, from accept on, a goroutine whose stack has grown through its
+// request parser, a 4 KiB read buffer, a 4 KiB write buffer and its
+// per-connection state, about 12 KiB of heap and stack; a connection that
+// trickles its head (slowloris) holds all of it for the whole header
+// timeout, and the tool reopens one the moment the relay drops it, so 1,000
+// of them cost the relay 10 MiB live and twice that in garbage. Here such a
+// connection costs a goroutine parked in one read and a 1 KiB buffer.
+const (
+	// headTimeout is how long a new connection has, from accept, to send
+	// its whole first request head (as net/http's ReadHeaderTimeout, which
+	// still applies to later requests on a kept-alive connection). It is
+	// not shorter because a shorter one buys nothing against slowloris:
+	// the tool reconnects at once, so as many of its connections are open
+	// whatever the timeout, and a shorter one only makes it reconnect more
+	// often (more accepts, more garbage). What bounds the attack is how
+	// little each connection holds (here) and the per-address cap.
+	headTimeout = 10 * time.Second
+	// headBuffer is the first read's buffer: a browser's request head,
+	// cookies included, usually fits, in one read; it doubles up to
+	// headLimit for larger ones.
+	headBuffer = 1 << 10
+	// maxHeaderBytes is the server's MaxHeaderBytes: request heads are
+	// small (a GET with a few headers); 16 KiB leaves room for cookies of
+	// a shared domain.
+	maxHeaderBytes = 16 << 10
+	// headLimit is where the header phase stops reading and hands the
+	// connection over anyway: past net/http's own limit (MaxHeaderBytes
+	// plus the 4 KiB it allows on top), so that net/http answers 431.
+	headLimit = maxHeaderBytes + 4<<10
+)
+
+// headListener hands connections to net/http only once their first request
+// head has arrived whole (or is too large, for net/http to refuse); a
+// connection that does not send one within headTimeout is closed without
+// net/http ever seeing it. It wraps the limitListener, so the connection is
+// counted against the caps from accept on, whatever phase it is in.
+type headListener struct {
+	ln *limitListener
+
+	ready chan net.Conn // heads read, waiting for net/http's Accept
+	errs  chan error    // accept errors, handed to net/http one at a time
+	done  chan struct{} // closed by Close
+	once  sync.Once
+
+	mu      sync.Mutex
+	pending map[*trackedConn]struct{} // in the header phase, closed by Close
+}
+
+func newHeadListener(ln *limitListener) *headListener {
+	h := &headListener{ln: ln, ready: make(chan net.Conn), errs: make(chan error),
+		done: make(chan struct{}), pending: map[*trackedConn]struct{}{}}
+	go h.acceptLoop()
+	return h
+}
+
+// acceptLoop accepts (and counts, or refuses) connections and starts the
+// header phase of each. An accept error is handed to net/http's Accept and
+// the loop waits for it to be taken, so net/http's backoff on temporary
+// errors (out of descriptors) paces this loop too.
+func (h *headListener) acceptLoop() {
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			select {
+			case h.errs <- err:
+				continue
+			case <-h.done:
+				return
+			}
+		}
+		go h.readHead(c.(*trackedConn))
+	}
+}
+
+func (h *headListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ready:
+		return c, nil
+	case err := <-h.errs:
+		return nil, err
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and closes the connections still in their header
+// phase (net/http does not know them, so its Shutdown cannot).
+func (h *headListener) Close() error {
+	var err error
+	h.once.Do(func() {
+		close(h.done)
+		err = h.ln.Close()
+		h.mu.Lock()
+		for c := range h.pending {
+			_ = c.Close()
+		}
+		h.pending = nil
+		h.mu.Unlock()
+	})
+	return err
+}
+
+func (h *headListener) Addr() net.Addr { return h.ln.Addr() }
+
+// readHead reads c's first request head into c.head and hands c to Accept.
+func (h *headListener) readHead(c *trackedConn) {
+	h.mu.Lock()
+	if h.pending == nil { // closed meanwhile
+		h.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	h.pending[c] = struct{}{}
+	h.mu.Unlock()
+	head, ok := readHead(c.Conn, headTimeout, headLimit)
+	h.mu.Lock()
+	closed := h.pending == nil
+	delete(h.pending, c)
+	h.mu.Unlock()
+	if !ok || closed {
+		_ = c.Close()
+		return
+	}
+	c.head = head
+	select {
+	case h.ready <- c:
+	case <-h.done:
+		_ = c.Close()
+	}
+}
+
+// readHead reads from c until the bytes read hold a whole request head (up
+// to an empty line, CRLF or bare LF line ends as net/http accepts) or limit
+// bytes, within timeout. It returns what it read (the head and whatever
+// came after it in the same reads), or false when c failed, ended or timed
+// out first. It does not parse: net/http does, from these bytes.
+func readHead(c net.Conn, timeout time.Duration, limit int) ([]byte, bool) {
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 0, min(headBuffer, limit))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(2*cap(buf), limit))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		// Only the new bytes (and the two before them, for an empty line
+		// split over reads) are searched: a head sent a byte at a time
+		// costs linear work, not quadratic.
+		from := max(0, len(buf)-2)
+		buf = buf[:len(buf)+n]
+		if headEnd(buf, from) {
+			break
+		}
+		if err != nil {
+			return nil, false
+		}
+	}
+	// net/http sets its own deadlines from here on.
+	_ = c.SetReadDeadline(time.Time{})
+	return buf, true
+}
+
+// headEnd reports whether b holds, at a line end from index from on, the
+// empty line that ends a request head (CRLF or bare LF).
+func headEnd(b []byte, from int) bool {
+	for i := from; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' || i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return true
+		}
+	}
+	return false
+}
+
 // trackedConn releases its count when closed. A connection closed after a
 // write ran into its deadline (a client that stopped reading) is reset
 // rather than closed gracefully: a graceful close would leave the unsent
@@ -243,10 +422,25 @@ func refusal(limit string) []byte {
 // pin hundreds of megabytes of socket buffers.
 type trackedConn struct {
 	net.Conn
+	// head is what headListener read before net/http took over: Read
+	// returns it first.
+	head     []byte
 	limits   *connLimits
 	key      netip.Addr
 	timedOut atomic.Bool
 	once     sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(b, c.head)
+		c.head = c.head[n:]
+		if len(c.head) == 0 {
+			c.head = nil // let the buffer go
+		}
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
 
 func (c *trackedConn) Write(b []byte) (int, error) {

@@ -290,8 +290,8 @@ func (h *Hub) resumeIdx(after uint64) (idx uint64, reset bool) {
 // sequence number of the first frame that follows (frames between the two
 // are not sent). The id makes a reconnect right after the reset resume
 // from the window instead of asking again for the old point. A client
-// should drop what it holds and treat what follows as the current state
-// (for the map: reload /api/live-feed).
+// treats what follows as the current state (the map keeps its markers,
+// which expire as usual, and fetches /api/stats again).
 func ResetFrame(requested, next uint64) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, "id: "...)
