@@ -464,7 +464,10 @@ func TestMaskIPLeaksNoAddressAnywhere(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	tr.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	tr.syncHistory()
+	tr.store.mu.Lock()
+	gen := tr.store.gen
+	tr.store.mu.Unlock()
+	_ = tr.syncHistory(gen, nil)
 	var history strings.Builder
 	files, _ := filepath.Glob(filepath.Join(tr.dir, "history-*.jsonl"))
 	for _, f := range files {

@@ -88,7 +88,7 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 	// so the read loop publishes the next batch while the disk works and
 	// broadcasts never wait for fsync. At most ackWindow acks wait: a
 	// sensor that pipelines further is slowed down by the read loop.
-	acks := make(chan incident.Ack, ackWindow)
+	acks := make(chan published, ackWindow)
 	ackDone := make(chan struct{})
 	go r.writeAcks(ctx, c, acks, ackDone)
 	drainAcks := sync.OnceFunc(func() {
@@ -129,29 +129,24 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 		if sc.revoked.Load() {
 			return // onTokensChanged is closing the socket with the reason
 		}
-		ack, err := r.publish(host, b.Incidents)
-		if errors.Is(err, ErrHistoryFull) {
-			// Not stored, not broadcast, not acknowledged: the sensor
-			// keeps the batch and sends it again later. The acks already
-			// queued go out first, then the reason for this batch.
-			drainAcks()
-			msg, _ := json.Marshal(incident.BatchError{Type: incident.TypeError, Batch: b.Batch, Error: oneLine(err.Error())})
-			wctx, wcancel := context.WithTimeout(ctx, ackTimeout)
-			_ = c.Write(wctx, websocket.MessageText, msg)
-			wcancel()
-			_ = c.Close(websocket.StatusTryAgainLater, closeReason(err.Error()))
-			return
-		}
+		p, err := r.publish(host, b.Incidents)
 		if err != nil {
-			// Not stored: no ack. The sensor resends the batch after it
-			// reconnects; the acks already queued still go out first.
+			// Not stored (whole), not acknowledged: the sensor keeps the
+			// batch and sends it again later. The acks already queued go
+			// out first, then the reason for this batch, then the close:
+			// 1013 (try again later) for a spent budget or a full disk,
+			// which pass, 1011 for other storage failures.
 			drainAcks()
-			_ = c.Close(websocket.StatusInternalError, closeReason("relay could not store the batch; send it again"))
+			code := websocket.StatusInternalError
+			if errors.Is(err, ErrHistoryFull) || errors.Is(err, ErrDiskFull) {
+				code = websocket.StatusTryAgainLater
+			}
+			refuseBatch(ctx, c, b.Batch, code, err)
 			return
 		}
-		ack.Batch = b.Batch
+		p.ack.Batch = b.Batch
 		select {
-		case acks <- ack:
+		case acks <- p:
 		case <-ctx.Done():
 			_ = c.CloseNow()
 			return
@@ -306,17 +301,33 @@ func newDataMetrics(reg prometheus.Registerer) *dataMetrics {
 // pipelining for a sensor, and bounds what one connection holds.
 const ackWindow = 8
 
-// writeAcks fsyncs the history and sends each ack in order. After a write
-// error it closes the socket (the read loop then ends) and drains.
-func (r *Relay) writeAcks(ctx context.Context, c *websocket.Conn, acks <-chan incident.Ack, done chan<- struct{}) {
+// refuseBatch tells the sensor why batch was not stored (a TypeError
+// message) and closes the socket with code.
+func refuseBatch(ctx context.Context, c *websocket.Conn, batch uint64, code websocket.StatusCode, err error) {
+	msg, _ := json.Marshal(incident.BatchError{Type: incident.TypeError, Batch: batch, Error: oneLine(err.Error())})
+	wctx, wcancel := context.WithTimeout(ctx, ackTimeout)
+	_ = c.Write(wctx, websocket.MessageText, msg)
+	wcancel()
+	_ = c.Close(code, closeReason(err.Error()))
+}
+
+// writeAcks fsyncs the history and sends each ack in order. A batch whose
+// lines the fsync did not make safe is refused instead (an error message
+// and 1011), and so is everything after it. After a write error it closes
+// the socket (the read loop then ends) and drains.
+func (r *Relay) writeAcks(ctx context.Context, c *websocket.Conn, acks <-chan published, done chan<- struct{}) {
 	defer close(done)
 	failed := false
-	for ack := range acks {
+	for p := range acks {
 		if failed {
 			continue
 		}
-		r.syncHistory()
-		msg, _ := json.Marshal(ack)
+		if err := r.syncHistory(p.gen, p.check); err != nil {
+			failed = true
+			refuseBatch(ctx, c, p.ack.Batch, websocket.StatusInternalError, err)
+			continue
+		}
+		msg, _ := json.Marshal(p.ack)
 		wctx, cancel := context.WithTimeout(ctx, ackTimeout)
 		err := c.Write(wctx, websocket.MessageText, msg)
 		cancel()

@@ -12,7 +12,7 @@
 //	defer r.Close()
 //	err = r.Serve(ctx, ln) // returns when ctx ends, after a graceful shutdown
 //
-// The HTTP surface and the wire formats are fixed by shared/DESIGN.md.
+// The HTTP surface and the wire formats are fixed by docs/DESIGN.md.
 package relay
 
 import (
@@ -212,6 +212,7 @@ type Relay struct {
 	rates  *rateLimits
 
 	dm         *dataMetrics
+	dm2        *durMetrics
 	sensors    *sensorConns  // authenticated ingest sockets by token
 	tokensDone chan struct{} // closed when the token watcher stopped
 
@@ -315,6 +316,7 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.m = newMetrics(reg)
 	r.dm = newDataMetrics(reg)
+	r.dm2 = newDurMetrics(reg, r)
 	if r.tokens != nil {
 		r.dm.tokenFileOK.Set(1)
 	}
@@ -345,7 +347,7 @@ func New(cfg Config) (*Relay, error) {
 	return r, nil
 }
 
-// Handler returns the whole HTTP surface of DESIGN.md.
+// Handler returns the whole HTTP surface of docs/DESIGN.md.
 func (r *Relay) Handler() http.Handler { return r.handler }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: it
@@ -359,13 +361,14 @@ func (r *Relay) Handler() http.Handler { return r.handler }
 // budget for the whole answer (see http.go); streams and ingest sockets
 // have their own.
 func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
-	ln = &limitListener{
+	// headListener: the first request head is read before net/http
+	// takes the connection (see limits.go).
+	return r.serve(ctx, newHeadListener(&limitListener{
 		Listener: ln,
 		limits:   r.conns,
 		perAddr:  r.cfg.ClientIPHeader == "",
 		refused:  func(limit string) { r.m.connRefused.WithLabelValues(limit).Inc() },
-	}
-	return r.serve(ctx, ln, r.handler, "relay")
+	}), r.handler, "relay")
 }
 
 // MetricsHandler returns the Prometheus endpoint, or nil when the
@@ -403,10 +406,8 @@ func (r *Relay) serve(ctx context.Context, ln net.Listener, h http.Handler, what
 		// 60 s so idle browsers do not hold sockets for ever. (No
 		// ReadTimeout either: it would also cut the hijacked streams and
 		// ingest sockets; request bodies are refused instead, see guard.)
-		IdleTimeout: 60 * time.Second,
-		// Request heads are small (a GET with a few headers); 16 KiB
-		// leaves room for cookies of a shared domain.
-		MaxHeaderBytes: 16 << 10,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: maxHeaderBytes, // see limits.go
 		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
@@ -490,11 +491,18 @@ func (r *Relay) Publish(host Host, incidents []json.RawMessage) incident.Ack {
 }
 
 // PublishDurable is Publish for a caller that keeps its own queue (the
-// sensor's cursor): a non-nil error means the batch could not be stored,
-// must not count as acknowledged, and should be sent again later; the
-// resent incidents are then stored, not dropped as repeats.
+// sensor's cursor): a non-nil error (ErrHistoryFull, or ErrNotStored and
+// for a full disk ErrDiskFull) means the batch could not be stored whole,
+// must not count as acknowledged, and should be sent again later; what was
+// stored of it is then dropped as a repeat and the rest stored. Incidents
+// not stored were not broadcast.
 func (r *Relay) PublishDurable(host Host, incidents []json.RawMessage) (incident.Ack, error) {
-	ack, err := r.publish(host, incidents)
-	r.syncHistory()
-	return ack, err
+	p, err := r.publish(host, incidents)
+	if err != nil {
+		return p.ack, err
+	}
+	if err := r.syncHistory(p.gen, p.check); err != nil {
+		return p.ack, err
+	}
+	return p.ack, nil
 }

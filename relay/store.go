@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,10 +31,12 @@ type entry struct {
 	hasLoc     bool
 	key        incident.Incident // ID, Severity, LastSeen, Count: for Supersedes
 	superseded bool              // a newer copy with the same id is in the ring
-	// unsaved: broadcast, but its history line could not be written, so
-	// it was not acknowledged; a resend writes it rather than being
-	// dropped as a repeat.
+	// unsaved: broadcast, but its history line may not be on disk (an
+	// fsync failed after it was written), so it was not acknowledged; a
+	// resend writes it again rather than being dropped as a repeat.
 	unsaved bool
+	vh      uint64 // version hash, for the index (seen)
+	gen     uint64 // history write generation of its line
 }
 
 func newEntry(seq uint64, p *prepared) *entry {
@@ -47,7 +49,7 @@ func newEntry(seq uint64, p *prepared) *entry {
 	f = append(f, p.json...)
 	f = append(f, "\n\n"...)
 	e := &entry{seq: seq, frame: f, json: f[start : start+len(p.json)]}
-	e.key = incident.Incident{ID: p.in.ID, Host: p.in.Host, Severity: p.in.Severity, LastSeen: p.in.LastSeen, Count: p.in.Count}
+	e.key = incident.Incident{ID: p.in.ID, Host: p.in.Host, Severity: p.in.Severity, LastSeen: p.in.LastSeen, Count: p.in.Count, Action: p.in.Action}
 	if p.in.HasLocation() {
 		e.lat, e.lon, e.hasLoc = *p.in.Lat, *p.in.Lon, true
 	}
@@ -55,18 +57,35 @@ func newEntry(seq uint64, p *prepared) *entry {
 }
 
 // store is the ring of recent incidents, the id index for de-duplication,
-// the sequence counter and the history files.
+// the sequence counter and the history files. See durable.go for what it
+// promises about storage.
 type store struct {
-	mu   sync.Mutex
-	ring []*entry          // circular, len == ring size
-	pos  int               // next slot to write
-	n    int               // entries in use
-	byID map[string]*entry // by dedupKey
-	seq  uint64
+	mu       sync.Mutex
+	ring     []*entry          // circular, len == ring size
+	pos      int               // next slot to write
+	n        int               // entries in use
+	byID     map[string]*entry // by dedupKey
+	seen     *seen             // versions stored within retention
+	seq      uint64            // last number published
+	reserved uint64            // highest number reserved in the state file
+	closed   bool
 
 	dir  string
 	hist *journal.Writer // nil without a data directory
 	log  *slog.Logger
+
+	// Group commit: gen counts history lines written, syncedGen the ones
+	// an fsync covered; unsynced are the entries in between, oldest first.
+	syncMu    sync.Mutex // one fsync at a time; taken before mu
+	gen       uint64
+	syncedGen uint64
+	unsynced  []*entry
+
+	// Full-disk state (see Relay.refuse).
+	full        bool
+	fullSince   time.Time
+	fullLogged  time.Time
+	fullRefused int
 
 	quota quota
 }
@@ -192,9 +211,10 @@ func (s *store) recent(limit int, withLoc bool) []*entry {
 }
 
 // openHistory loads the history under the store's directory, feeding the
-// ring, the stats and the hub, then opens today's file for appending.
+// ring, the index, the stats and the hub, then opens today's file for
+// appending. It writes nothing, so the relay starts on a full disk.
 func (r *Relay) openHistory() error {
-	s := &store{ring: make([]*entry, r.cfg.RingSize), byID: map[string]*entry{}, dir: r.cfg.DataDir, log: r.log}
+	s := &store{ring: make([]*entry, r.cfg.RingSize), byID: map[string]*entry{}, seen: newSeen(), dir: r.cfg.DataDir, log: r.log}
 	s.quota = quota{perHost: r.cfg.HistoryCapPerToken, total: r.cfg.HistoryCapTotal}
 	s.quota.roll(r.now())
 	r.store = s
@@ -204,30 +224,52 @@ func (r *Relay) openHistory() error {
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	var stateSeq uint64
+	corrupt := false
 	if b, err := os.ReadFile(filepath.Join(s.dir, seqFile)); err == nil {
-		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if perr != nil {
-			return fmt.Errorf("relay: %s: not a sequence number", filepath.Join(s.dir, seqFile))
+		var ok bool
+		if stateSeq, ok = s.loadSeq(b); !ok {
+			corrupt = true
 		}
-		s.seq = n
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("relay: reading sequence state: %w", err)
 	}
-	files, err := r.historyFiles()
+	ring, index, err := r.historyFiles()
 	if err != nil {
 		return err
 	}
 	var frames []*hub.Frame
 	loaded := 0
-	stateSeq, last := s.seq, uint64(0)
-	for _, name := range files {
-		n, err := r.loadHistoryFile(filepath.Join(s.dir, name), &frames, &last)
+	var last, lastIndexed uint64
+	var skip skipped
+	for _, name := range index {
+		if err := r.indexHistoryFile(filepath.Join(s.dir, name), &lastIndexed, &skip); err != nil {
+			return err
+		}
+	}
+	for _, name := range ring {
+		n, err := r.loadHistoryFile(filepath.Join(s.dir, name), &frames, &last, &skip)
 		loaded += n
 		if err != nil {
 			return err
 		}
 	}
+	last = max(last, lastIndexed)
 	s.seq = max(stateSeq, last)
+	if corrupt {
+		s.seq = last + seqCorruptJump
+		r.log.Error("relay: the sequence state file does not hold a number; continuing far past the history so that no number is reused",
+			"path", filepath.Join(s.dir, seqFile), "history_seq", last, "next", s.seq+1)
+	}
+	// Whatever the file says may have been used; nothing above it.
+	s.reserved = s.seq
+	s.seen.compact()
+	if skip.torn > 0 {
+		r.dm2.skipped.WithLabelValues("torn").Add(float64(skip.torn))
+	}
+	if skip.bad > 0 {
+		r.dm2.skipped.WithLabelValues("malformed").Add(float64(skip.bad))
+	}
 	// The hub keeps as many frames as the ring: only the newest matter.
 	if len(frames) > r.cfg.RingSize {
 		frames = frames[len(frames)-r.cfg.RingSize:]
@@ -235,8 +277,9 @@ func (r *Relay) openHistory() error {
 	if err := r.hub.Preload(frames...); err != nil {
 		return fmt.Errorf("relay: replaying history: %w", err)
 	}
-	if loaded > 0 {
-		r.log.Info("history loaded", "incidents", loaded, "files", len(files), "seq", s.seq)
+	if loaded > 0 || s.seen.len() > 0 {
+		r.log.Info("history loaded", "incidents", loaded, "files", len(ring), "indexed_files", len(index),
+			"indexed_versions", s.seen.len(), "seq", s.seq)
 	}
 	retention := r.cfg.RetentionDays
 	if retention < 0 {
@@ -245,33 +288,39 @@ func (r *Relay) openHistory() error {
 	s.hist, err = journal.Open(s.dir, journal.Options{
 		Prefix:        historyPrefix,
 		RetentionDays: retention,
-		// The relay fsyncs before acknowledging a batch (group commit:
-		// one fsync covers every batch appended before it), so an
-		// acknowledged incident survives a power loss. The interval is a
-		// backstop for in-process publishes and must be positive: the
-		// journal only tracks unsynced writes then.
-		SyncInterval: time.Second,
-		Now:          r.now,
+		// The relay fsyncs explicitly before acknowledging (syncHistory,
+		// group commit) and must see every fsync error, so the journal
+		// never fsyncs on its own (its timer would swallow an error and
+		// leave the next Sync nothing to do). It still tracks unsynced
+		// writes for Sync.
+		SyncInterval: -1,
+		// No backlog: a line the disk refuses must fail the batch, never
+		// be held in memory behind an ack.
+		Backlog: 0,
+		Now:     r.now,
+		// The journal logs the torn tails it cuts, and the disk state.
+		Logger: r.log,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	// Record the sequence now, so it stays monotonic even if every history
-	// file expires before the next start.
-	return s.saveSeq()
+	return nil
 }
 
-// historyFiles picks the history files to replay, oldest first: the newest
-// ones until they hold a ring's worth of lines and cover the last 24 hours
-// (for /api/stats), never files past retention.
-func (r *Relay) historyFiles() ([]string, error) {
+// skipped counts the history lines a load could not use.
+type skipped struct{ torn, bad int }
+
+// historyFiles picks the history files to replay into the ring, oldest
+// first: the newest ones until they hold a ring's worth of lines and cover
+// the last 24 hours (for /api/stats). index are the older files still
+// within retention, read only for the de-duplication index.
+func (r *Relay) historyFiles() (ring, index []string, err error) {
 	names, err := journal.List(r.cfg.DataDir, historyPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
+		return nil, nil, fmt.Errorf("relay: %w", err)
 	}
 	now := r.now().UTC()
 	today, _ := time.Parse(time.DateOnly, now.Format(time.DateOnly))
-	var pick []string
 	lines := 0
 	for i := len(names) - 1; i >= 0; i-- {
 		d, _ := journal.ParseFileName(historyPrefix, names[i])
@@ -279,19 +328,19 @@ func (r *Relay) historyFiles() ([]string, error) {
 			break
 		}
 		if lines >= r.cfg.RingSize && d.Before(today.AddDate(0, 0, -1)) {
-			break
+			index = append(index, names[i])
+			continue
 		}
 		n, err := countLines(filepath.Join(r.cfg.DataDir, names[i]))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		lines += n
-		pick = append(pick, names[i])
+		ring = append(ring, names[i])
 	}
-	for i, j := 0, len(pick)-1; i < j; i, j = i+1, j-1 {
-		pick[i], pick[j] = pick[j], pick[i]
-	}
-	return pick, nil
+	slices.Reverse(ring)
+	slices.Reverse(index)
+	return ring, index, nil
 }
 
 func countLines(path string) (int, error) {
@@ -314,63 +363,51 @@ func countLines(path string) (int, error) {
 	}
 }
 
-// loadHistoryFile replays one file. Lines that do not parse or validate (a
-// torn last line after a power cut, a hand edit) are skipped and reported
-// once per file; they never reach the ring.
-func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("relay: %w", err)
-	}
-	defer f.Close()
+// loadHistoryFile replays one file into the ring and the index. A line
+// without its newline at the end of the file is torn (a crash in the
+// middle of a write; it was never acknowledged, and the journal cuts it
+// when it opens the file): it is counted as torn, never joined to anything.
+// A line that holds a fragment and then a whole line (a torn tail an older
+// writer appended to) yields the whole line and counts one torn. Lines that
+// do not parse or validate otherwise (a hand edit, a damaged disk) are
+// skipped and counted as malformed. Each file with skipped lines gets one
+// log line.
+func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64, skip *skipped) (int, error) {
 	s := r.store
 	// Today's file counts against today's budget, so a restart does not
 	// hand every sensor a fresh one.
 	d, _ := journal.ParseFileName(historyPrefix, filepath.Base(path))
-	today := d.Format(time.DateOnly) == s.quota.day
-	br := bufio.NewReaderSize(f, 64<<10)
-	var bad int
-	var firstBad string
+	day := d.Format(time.DateOnly)
+	today := day == s.quota.day
 	loaded := 0
-	for lineNo := 1; ; lineNo++ {
-		line, err := readLine(br, 2*incident.MaxBytes)
-		if err == io.EOF {
-			break
-		}
-		if err != nil && !errors.Is(err, errLongLine) {
-			return loaded, fmt.Errorf("relay: reading %s: %w", path, err)
-		}
+	err := r.readHistory(path, skip, func(line []byte) error {
 		var rec historyRecord
 		var p prepared
-		perr := err
-		if perr == nil {
-			perr = json.Unmarshal(line, &rec)
+		err := json.Unmarshal(line, &rec)
+		if err == nil {
+			p, err = r.prepare(rec.Incident, nil, true)
 		}
-		if perr == nil {
-			p, perr = r.prepare(rec.Incident, nil, true)
-		}
-		if perr == nil && rec.Seq <= *last {
-			perr = fmt.Errorf("seq %d not after %d", rec.Seq, *last)
+		if err == nil && rec.Seq <= *last {
+			err = fmt.Errorf("seq %d not after %d", rec.Seq, *last)
 		}
 		if today {
 			host := ""
-			if perr == nil {
+			if err == nil {
 				host = p.in.Host
 			}
 			s.quota.add(host, int64(len(line))+1, r.now())
 		}
-		if perr != nil {
-			if bad == 0 {
-				firstBad = fmt.Sprintf("line %d: %s", lineNo, oneLine(perr.Error()))
-			}
-			bad++
-			continue
+		if err != nil {
+			return err
 		}
 		*last = rec.Seq
-		if old := s.byID[dedupKey(&p.in)]; old != nil && !p.in.Supersedes(&old.key) {
-			continue
+		vh := s.seen.hash(&p.in)
+		s.seen.add(day, vh)
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !updates(&p.in, &old.key) {
+			return nil
 		}
 		e := newEntry(rec.Seq, &p)
+		e.vh = vh
 		if s.insert(e) {
 			r.stats.add(&p.in, r.now())
 		}
@@ -379,20 +416,110 @@ func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64)
 			*frames = append((*frames)[:0], (*frames)[len(*frames)-r.cfg.RingSize:]...)
 		}
 		loaded++
+		return nil
+	})
+	return loaded, err
+}
+
+// indexRecord is what indexHistoryFile decodes of a history line: the
+// fields of the version hash.
+type indexRecord struct {
+	Seq      uint64 `json:"seq"`
+	Incident struct {
+		ID       string            `json:"id"`
+		Host     string            `json:"host"`
+		Severity incident.Severity `json:"severity"`
+		LastSeen time.Time         `json:"last_seen"`
+		Count    int               `json:"count"`
+		Action   string            `json:"action"`
+	} `json:"incident"`
+}
+
+// indexHistoryFile feeds the de-duplication index from a file older than
+// the ring needs, decoding only the fields of the version hash.
+func (r *Relay) indexHistoryFile(path string, last *uint64, skip *skipped) error {
+	s := r.store
+	d, _ := journal.ParseFileName(historyPrefix, filepath.Base(path))
+	day := d.Format(time.DateOnly)
+	return r.readHistory(path, skip, func(line []byte) error {
+		var rec indexRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return err
+		}
+		if rec.Incident.ID == "" {
+			return errors.New("no incident id")
+		}
+		in := incident.Incident{ID: rec.Incident.ID, Host: rec.Incident.Host, Severity: rec.Incident.Severity,
+			LastSeen: rec.Incident.LastSeen, Count: rec.Incident.Count, Action: rec.Incident.Action}
+		s.seen.add(day, s.seen.hash(&in))
+		*last = max(*last, rec.Seq)
+		return nil
+	})
+}
+
+// lineStart is how every history line begins (historyLine marshals the
+// record with seq first). It cannot occur inside one: quotes within JSON
+// strings are escaped.
+var lineStart = []byte(`{"seq":`)
+
+// readHistory calls use for each line of path, with the torn and malformed
+// handling of loadHistoryFile. A line use refuses is tried once more from
+// the last lineStart inside it (a fragment glued to a whole line).
+func (r *Relay) readHistory(path string, skip *skipped, use func([]byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
 	}
-	if bad > 0 {
-		r.log.Warn("history lines skipped", "file", path, "lines", bad, "first", firstBad)
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	var torn, bad int
+	var first string
+	note := func(lineNo int, what string, err error) {
+		if torn+bad == 1 {
+			first = fmt.Sprintf("line %d: %s: %s", lineNo, what, oneLine(err.Error()))
+		}
 	}
-	return loaded, nil
+	for lineNo := 1; ; lineNo++ {
+		line, complete, err := readLine(br, 2*incident.MaxBytes)
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !errors.Is(err, errLongLine) {
+			return fmt.Errorf("relay: reading %s: %w", path, err)
+		}
+		if !complete {
+			torn++
+			note(lineNo, "torn", errors.New("no newline at the end of the file"))
+			break
+		}
+		if err == nil {
+			err = use(line)
+		}
+		if err == nil {
+			continue
+		}
+		if i := bytes.LastIndex(line, lineStart); i > 0 && use(line[i:]) == nil {
+			torn++
+			note(lineNo, "torn", errors.New("a fragment glued to a whole line"))
+			continue
+		}
+		bad++
+		note(lineNo, "malformed", err)
+	}
+	skip.torn += torn
+	skip.bad += bad
+	if torn > 0 || bad > 0 {
+		r.log.Warn("history lines skipped", "file", path, "torn", torn, "malformed", bad, "first", first)
+	}
+	return nil
 }
 
 var errLongLine = errors.New("line too long")
 
-// readLine returns the next '\n'-terminated line without the newline. A
-// line longer than max is consumed and reported as errLongLine; a partial
-// last line is ignored (io.EOF).
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
+// readLine returns the next line without its newline. A line longer than
+// max is consumed and reported as errLongLine. Bytes after the last
+// newline are returned with complete false; io.EOF means nothing is left.
+func readLine(br *bufio.Reader, max int) (line []byte, complete bool, err error) {
 	long := false
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -406,61 +533,45 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 		switch {
 		case err == nil:
 			if long {
-				return nil, errLongLine
+				return nil, true, errLongLine
 			}
-			return line[:len(line)-1], nil
+			return line[:len(line)-1], true, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
+		case err == io.EOF && (len(line) > 0 || long):
+			return line, false, nil
 		default:
-			return nil, err
+			return nil, false, err
 		}
 	}
-}
-
-// appendHistory writes the lines for one batch. Called with s.mu held so
-// the files hold the sequence in order.
-func (s *store) appendHistory(lines [][]byte) error {
-	if s.hist == nil {
-		return nil
-	}
-	var first error
-	for _, l := range lines {
-		if err := s.hist.Append(l); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-func (s *store) syncHistory() error {
-	if s.hist == nil {
-		return nil
-	}
-	return s.hist.Sync()
 }
 
 func historyLine(seq uint64, at time.Time, js []byte) ([]byte, error) {
 	return json.Marshal(historyRecord{Seq: seq, At: at.UTC(), Incident: js})
 }
 
-func (s *store) saveSeq() error {
-	if s.dir == "" {
+// close stops the store: no batch is taken after it, the exact last
+// sequence number is written (so the next start does not skip the rest of
+// the reserved block; if the write fails the reservation stands, which is
+// just as safe), and the history is synced and closed.
+func (s *store) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	s.mu.Lock()
-	seq := s.seq
-	s.mu.Unlock()
-	if err := journal.WriteFileAtomic(filepath.Join(s.dir, seqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o640); err != nil {
-		return fmt.Errorf("relay: saving sequence state: %w", err)
-	}
-	return nil
-}
-
-func (s *store) close() error {
+	s.closed = true
 	if s.hist == nil {
 		return nil
 	}
-	err := s.saveSeq()
+	var err error
+	if s.seq < s.reserved {
+		if err = s.writeSeq(s.seq); err != nil {
+			err = fmt.Errorf("relay: saving sequence state (the reservation stands): %w", err)
+		} else {
+			s.reserved = s.seq
+		}
+	}
 	if cerr := s.hist.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("relay: closing history: %w", cerr)
 	}
