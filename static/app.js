@@ -13,9 +13,9 @@ var goappOnAppInstallChange = function () {
   goappAppInstallChangedBeforeWasmLoaded = true;
 };
 
-const goappEnv = {"GOAPP_INTERNAL_URLS":"null","GOAPP_ROOT_PREFIX":"/","GOAPP_STATIC_RESOURCES_URL":"/web","GOAPP_VERSION":"4345ac5f73e81ce9"};
+const goappEnv = {"GOAPP_INTERNAL_URLS":"null","GOAPP_ROOT_PREFIX":"/","GOAPP_STATIC_RESOURCES_URL":"/web","GOAPP_VERSION":"175661b5d257b02e"};
 const goappLoadingLabel = "loading map {progress}%";
-const goappWasmContentLength = "7736747";
+const goappWasmContentLength = "7821461";
 const goappWasmContentLengthHeader = "";
 
 let goappServiceWorkerRegistration;
