@@ -5,10 +5,25 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 DATA    ?= ./data
 
-.PHONY: all build test lint run clean generate generate-check wasm static geoip drill \
+.PHONY: all help check build test lint run clean generate generate-check wasm static geoip drill \
 	bench-relay bench-sensor bench-detect bench-delivery bench-app bench-e2e bench-response world screenshot
 
 all: build
+
+## help: list the targets and what they do
+help:
+	@awk 'function out() { if (t == "") return; n = split(d, w, " "); line = sprintf("  %-16s", t); \
+			for (i = 1; i <= n; i++) { if (length(line) + length(w[i]) > 98) { print line; line = sprintf("%18s", "") } \
+			line = line " " w[i] } print line; t = "" } \
+		/^## [a-z-]+:/ { out(); t = $$2; sub(/:$$/, "", t); d = substr($$0, length($$2) + 5); next } \
+		/^## / && t != "" { d = d " " substr($$0, 4); next } \
+		{ out() }' $(MAKEFILE_LIST)
+
+## check: the fast edit-test loop: gofmt, go vet, staticcheck and go test
+## -short of the host packages, without rebuilding the map (the relay's
+## embedded map is the committed static/); make test is the full suite
+check: lint
+	$(GO) test -short -count=1 ./...
 
 ## build: bin/attackmap-relay and bin/attackmap-sensor (static first: the
 ## relay embeds the map)

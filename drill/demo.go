@@ -21,17 +21,6 @@ type DemoFiles struct {
 	DataDir   string // the sensor's data directory (journals, relay history)
 }
 
-// WriteDemo prepares dir for a sensor that watches the drill: it writes the
-// GeoIP overlay, creates the (empty) auth and access logs so the sensor
-// follows them from the start, and writes a sensor configuration that reads
-// those logs, places attackers with the overlay first (then the usual
-// databases in extraGeoIP, if any), reports loopback sources (the drill
-// attacks from 127.10.0.x) and stands in DemoTarget. Only this
-// configuration uses the overlay: ordinary runs never do.
-func WriteDemo(dir string, extraGeoIP ...string) (DemoFiles, error) {
-	return WriteDemoWith(dir, DemoOptions{GeoIP: extraGeoIP})
-}
-
 // DemoOptions configure WriteDemoWith.
 type DemoOptions struct {
 	// GeoIP are databases consulted after the drill overlay.
@@ -51,7 +40,13 @@ const (
 	DemoBlockTTL = "2m"
 )
 
-// WriteDemoWith is WriteDemo with options.
+// WriteDemoWith prepares dir for a sensor that watches the drill: it writes
+// the GeoIP overlay, creates the (empty) auth and access logs so the sensor
+// follows them from the start, and writes a sensor configuration that reads
+// those logs, places attackers with the overlay first (then the databases
+// in o.GeoIP, if any), reports loopback sources (the drill attacks from
+// 127.10.0.x) and stands in DemoTarget. Only this configuration uses the
+// overlay: ordinary runs never do.
 func WriteDemoWith(dir string, o DemoOptions) (DemoFiles, error) {
 	extraGeoIP := o.GeoIP
 	abs, err := filepath.Abs(dir)

@@ -23,7 +23,7 @@ import (
 	"github.com/attackmap/attackmap/app/geo"
 	"github.com/attackmap/attackmap/drill"
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/static"
 )
 
@@ -93,7 +93,7 @@ func TestDrillLightsUpTheMap(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the sensor: %v\n%s", err, out)
 	}
-	files, err := drill.WriteDemo(filepath.Join(tmp, "drill"))
+	files, err := drill.WriteDemoWith(filepath.Join(tmp, "drill"), drill.DemoOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestDrillLightsUpTheMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jf, err := os.OpenFile(filepath.Join(files.DataDir, journal.FileName("incidents", time.Now())),
+	jf, err := os.OpenFile(filepath.Join(files.DataDir, jsonl.FileName("incidents", time.Now())),
 		os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		t.Fatal(err)

@@ -243,7 +243,10 @@ func FuzzDecodeValidate(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b) > MaxBytes || !utf8.Valid(b) || strings.ContainsAny(string(b), "\r\n") {
+		if CheckSize(b) != nil {
+			return // HTML escaping can grow a valid incident past the limit
+		}
+		if !utf8.Valid(b) || strings.ContainsAny(string(b), "\r\n") {
 			t.Fatalf("valid incident encodes badly: %q", b)
 		}
 		again, err := Decode(b)
@@ -384,7 +387,7 @@ func TestCheckTimes(t *testing.T) {
 }
 
 func TestKnownListsAreSorted(t *testing.T) {
-	for _, l := range [][]string{KnownSources(), KnownGeoSources()} {
+	for _, l := range [][]string{knownSources, knownGeoSources} {
 		if !slices.IsSorted(l) {
 			t.Errorf("%v is not sorted: the lookups binary-search it", l)
 		}
@@ -396,5 +399,65 @@ func TestKnownListsAreSorted(t *testing.T) {
 	}
 	if !KnownSource("ssh_bruteforce") || KnownSource("made_up") || !KnownGeoSource("dbip") || KnownGeoSource("x") {
 		t.Error("lookups wrong")
+	}
+}
+
+func TestValidateNeitherEncodesNorAllocates(t *testing.T) {
+	in, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Tags = append(in.Tags, "a", "b", "c")
+	in.Evidence.Paths = []string{"/wp-login.php", "/.env"}
+	// Marshal allocates its output: a Validate that encodes to measure
+	// the size cannot pass this.
+	if n := testing.AllocsPerRun(100, func() {
+		if err := in.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Validate allocated %v times per call, want 0", n)
+	}
+}
+
+func TestCheckSizeIsSeparateFromValidate(t *testing.T) {
+	in, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every field within its cap, the whole over MaxBytes once encoded:
+	// '<' is one byte in memory and six (\u003c) on the wire.
+	in.Evidence.Paths = nil
+	for range MaxList {
+		in.Evidence.Paths = append(in.Evidence.Paths, strings.Repeat("<", MaxEvidenceString))
+	}
+	if err := in.Validate(); err != nil {
+		t.Fatalf("fields within their caps: %v", err)
+	}
+	b, err := Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSize(b); err == nil || !strings.Contains(err.Error(), "over the 16384 byte limit") {
+		t.Errorf("CheckSize(%d bytes) = %v, want over the limit", len(b), err)
+	}
+	if err := CheckSize([]byte(example)); err != nil {
+		t.Errorf("CheckSize(example) = %v", err)
+	}
+}
+
+func TestListErrorsNameTheItem(t *testing.T) {
+	in, err := Decode([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Tags = []string{"ok", "Bad"}
+	if err := in.Validate(); err == nil || !strings.HasPrefix(err.Error(), `tags[1]: "Bad" has characters`) {
+		t.Errorf("tags: %v", err)
+	}
+	in.Tags = nil
+	in.Evidence.Users = []string{"root", "a\x01"}
+	if err := in.Validate(); err == nil || !strings.HasPrefix(err.Error(), "evidence.users[1]: control character") {
+		t.Errorf("users: %v", err)
 	}
 }

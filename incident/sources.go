@@ -29,19 +29,11 @@ var knownSources = []string{
 // sensor's constants against it.
 var knownGeoSources = []string{"dbip", "drill", "ip-api", "maxmind"}
 
-// KnownSources returns the detector names the relay counts by name,
-// sorted. The caller may modify the slice.
-func KnownSources() []string { return slices.Clone(knownSources) }
-
 // KnownSource reports whether s is a known detector name.
 func KnownSource(s string) bool {
 	_, ok := slices.BinarySearch(knownSources, s)
 	return ok
 }
-
-// KnownGeoSources returns the geo_source values the relay counts by name,
-// sorted. The caller may modify the slice.
-func KnownGeoSources() []string { return slices.Clone(knownGeoSources) }
 
 // KnownGeoSource reports whether s is a known geo_source value.
 func KnownGeoSource(s string) bool {

@@ -39,7 +39,9 @@ const MaxCount = 1_000_000_000
 
 // Validate checks every field against the contract and returns the first
 // problem as a one-line error naming the field, e.g.
-// `severity: unknown value "hgih"`.
+// `severity: unknown value "hgih"`. It neither encodes nor allocates on a
+// valid incident; the encoded size is CheckSize's job, on the bytes the
+// caller already has.
 func (in *Incident) Validate() error {
 	if err := checkText("id", in.ID, MaxID, true); err != nil {
 		return err
@@ -119,8 +121,8 @@ func (in *Incident) Validate() error {
 		return fmt.Errorf("tags: %d items, over the %d item limit", len(in.Tags), MaxTags)
 	}
 	for i, t := range in.Tags {
-		if err := checkName("tags["+strconv.Itoa(i)+"]", t, MaxTag, true); err != nil {
-			return err
+		if err := checkName("tags", t, MaxTag, true); err != nil {
+			return atIndex(err, "tags", i)
 		}
 	}
 	if in.Action != "" {
@@ -133,10 +135,15 @@ func (in *Incident) Validate() error {
 			return err
 		}
 	}
-	b, err := Marshal(in)
-	if err != nil {
-		return fmt.Errorf("incident: %w", err)
-	}
+	return nil
+}
+
+// CheckSize refuses an encoded incident over MaxBytes. It is separate from
+// Validate, which judges the fields and never encodes: whoever holds the
+// incident's bytes (the sensor after its one encode, the relay after its
+// re-encode) checks their length, so no incident is marshalled only to be
+// measured.
+func CheckSize(b []byte) error {
 	if len(b) > MaxBytes {
 		return fmt.Errorf("incident: %d bytes encoded, over the %d byte limit", len(b), MaxBytes)
 	}
@@ -160,8 +167,8 @@ func (e *Evidence) validate() error {
 			return fmt.Errorf("%s: %d items, over the %d item limit", l.name, len(l.v), MaxList)
 		}
 		for i, s := range l.v {
-			if err := checkText(l.name+"["+strconv.Itoa(i)+"]", s, MaxEvidenceString, false); err != nil {
-				return err
+			if err := checkText(l.name, s, MaxEvidenceString, false); err != nil {
+				return atIndex(err, l.name, i)
 			}
 		}
 	}
@@ -189,6 +196,14 @@ func (e *Evidence) validate() error {
 		}
 	}
 	return nil
+}
+
+// atIndex names the list item an error is about: "tags: ..." becomes
+// "tags[3]: ...". Building the indexed name only on failure keeps Validate
+// free of allocations on a valid incident.
+func atIndex(err error, list string, i int) error {
+	msg := strings.TrimPrefix(err.Error(), list+": ")
+	return errors.New(list + "[" + strconv.Itoa(i) + "]: " + msg)
 }
 
 func checkLatLon(prefix string, lat, lon float64) error {

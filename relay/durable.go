@@ -11,7 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/atomicfile"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // What the relay promises about storage, and how it keeps it:
@@ -124,7 +125,7 @@ func (s *store) loadSeq(data []byte) (n uint64, ok bool) {
 
 // writeSeq stores n as the sequence state, atomically.
 func (s *store) writeSeq(n uint64) error {
-	return journal.WriteFileAtomic(filepath.Join(s.dir, seqFile), []byte(strconv.FormatUint(n, 10)+"\n"), 0o640)
+	return atomicfile.Write(filepath.Join(s.dir, seqFile), []byte(strconv.FormatUint(n, 10)+"\n"), 0o640)
 }
 
 // reserveSeq makes sure every number up to upTo is reserved in the state
@@ -160,7 +161,7 @@ func (r *Relay) refuse(reason, path string, err error, now time.Time) error {
 		s.full, s.fullSince = true, now
 		r.dm2.diskFull.Set(1)
 	}
-	free := journal.FreeBytes(s.dir)
+	free := jsonl.FreeBytes(s.dir)
 	if now.Sub(s.fullLogged) >= diskLogEvery {
 		s.fullLogged = now
 		r.log.Warn("relay: the disk refuses writes; refusing ingest until space returns (not acknowledged; sensors send again); the map and stream are still served",
@@ -184,9 +185,9 @@ func (r *Relay) stored() {
 
 // writeReason names a failed history append for refuse.
 func writeReason(err error) string {
-	// journal.Writer (with no backlog) reports a write the disk refused
+	// jsonl.Writer (with no backlog) reports a write the disk refused
 	// as ErrNotWritten; opening a file on a full disk gives ENOSPC.
-	if errors.Is(err, journal.ErrNotWritten) || journal.DiskFull(err) {
+	if errors.Is(err, jsonl.ErrNotWritten) || jsonl.DiskFull(err) {
 		return "disk_full"
 	}
 	return "write_error"

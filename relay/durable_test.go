@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // historyText returns today's history file of dir.
 func historyText(t *testing.T, dir string) string {
 	t.Helper()
-	names, err := journal.List(dir, historyPrefix)
+	names, err := jsonl.List(dir, historyPrefix)
 	if err != nil || len(names) == 0 {
 		t.Fatalf("history files: %v %v", names, err)
 	}
@@ -66,7 +66,7 @@ func TestTornHistoryLinesCountedAsTornNeverGlued(t *testing.T) {
 			tr := newTestRelay(t, Config{DataDir: dir})
 			publishN(t, tr.Relay, "t", 5, nil)
 			tr.Close()
-			names, _ := journal.List(dir, historyPrefix)
+			names, _ := jsonl.List(dir, historyPrefix)
 			path := filepath.Join(dir, names[0])
 			text := historyText(t, dir)
 			last := text[strings.LastIndexByte(strings.TrimSuffix(text, "\n"), '\n')+1 : len(text)-1]
@@ -194,7 +194,7 @@ func TestSequenceNumbersNeverReused(t *testing.T) {
 		}
 		// A crash (no Close), and the history lost its last line (a
 		// power cut before the fsync of a broadcast line).
-		names, _ := journal.List(dir, historyPrefix)
+		names, _ := jsonl.List(dir, historyPrefix)
 		path := filepath.Join(dir, names[0])
 		text := historyText(t, dir)
 		if err := os.WriteFile(path, []byte(text[:strings.LastIndexByte(strings.TrimSuffix(text, "\n"), '\n')+1]), 0o640); err != nil {

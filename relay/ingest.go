@@ -2,9 +2,12 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,6 +62,7 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 		case !hasTok:
 			reason = "missing token: send Authorization: Bearer <token>"
 		}
+		r.rejects.note(r.log, req.RemoteAddr, reason, tok, r.now())
 		_ = c.Close(websocket.StatusPolicyViolation, reason)
 		return
 	}
@@ -364,4 +368,38 @@ func (r *Relay) untrackIngest(c *websocket.Conn) {
 	r.mu.Lock()
 	delete(r.ingest, c)
 	r.mu.Unlock()
+}
+
+// rejectEvery spaces the log lines about rejected sensor tokens: a
+// misconfigured sensor retries every 30 s and a scanner may try thousands
+// of times, so one line a minute (with the count it stands for) keeps the
+// log readable and bounded whatever the rate.
+const rejectEvery = time.Minute
+
+// rejectLog logs rejected ingest tokens at most once per rejectEvery,
+// never the token itself: its SHA-256 prefix, which the sensor logs too,
+// ties the two sides' lines together.
+type rejectLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *rejectLog) note(log *slog.Logger, remote, reason, tok string, now time.Time) {
+	l.mu.Lock()
+	if !l.last.IsZero() && now.Sub(l.last) < rejectEvery {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	args := []any{"remote", remote, "reason", reason}
+	if tok != "" {
+		sum := sha256.Sum256([]byte(tok))
+		args = append(args, "token_sha256_prefix", hex.EncodeToString(sum[:4]))
+	}
+	args = append(args, "more_since_last_line", n)
+	log.Warn("ingest: rejected a sensor token (the token file names the accepted ones; attackmap-relay token list)", args...)
 }

@@ -18,7 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/atomicfile"
 )
 
 // DecodeBatch parses one ingest message. It refuses, with a one-line error,
@@ -58,7 +58,9 @@ type prepared struct {
 	json []byte
 }
 
-// prepare turns one raw incident into what the relay stores and sends. The
+// prepare turns one raw incident into what the relay stores and sends: one
+// decode and one encode, the relay's only ones (Validate judges fields
+// without encoding; CheckSize measures the bytes of the one encode). The
 // sensor's bytes are never forwarded: the incident is decoded, validated,
 // checked against the relay's clock, cleaned of bidi and zero-width
 // characters, changed as configured and encoded again, so the output holds
@@ -99,8 +101,8 @@ func (r *Relay) prepare(raw []byte, host *Host, fromHistory bool) (prepared, err
 	if err != nil {
 		return prepared{}, fmt.Errorf("incident: encoding: %w", err)
 	}
-	if len(b) > incident.MaxBytes {
-		return prepared{}, fmt.Errorf("incident: %d bytes after stamping, over the %d byte limit", len(b), incident.MaxBytes)
+	if err := incident.CheckSize(b); err != nil {
+		return prepared{}, fmt.Errorf("after stamping: %w", err)
 	}
 	if bytes.ContainsAny(b, "\r\n\x00") {
 		// encoding/json escapes these; refuse rather than trust it.
@@ -335,7 +337,7 @@ func loadMaskKey(dir string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	if err := journal.WriteFileAtomic(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("relay: writing mask key: %w", err)
 	}
 	return key, nil

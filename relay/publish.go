@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay/hub"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // published is what publish did with a batch, for the acknowledgement.
@@ -88,7 +88,7 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (published, error) {
 	// any is published (repeats leave a few unused: gaps are allowed).
 	if err := s.reserveSeq(s.seq + uint64(len(preps))); err != nil {
 		reason := "seq_state"
-		if journal.DiskFull(err) {
+		if jsonl.DiskFull(err) {
 			reason = "disk_full"
 		}
 		herr = r.refuse(reason, filepath.Join(s.dir, seqFile), err, now)

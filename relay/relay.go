@@ -197,8 +197,10 @@ type Relay struct {
 	log    *slog.Logger
 	now    func() time.Time
 	tokens *token.File
-	origin originPolicy
-	maskK  []byte // key for masked incident ids
+	// rejects rate-limits the log lines about rejected sensor tokens.
+	rejects rejectLog
+	origin  originPolicy
+	maskK   []byte // key for masked incident ids
 
 	store *store
 	stats *stats

@@ -18,7 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 const wait = 10 * time.Second
@@ -865,7 +865,7 @@ func TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend(t *testing.T) {
 	st.expectQuiet(100 * time.Millisecond) // nothing unstored is broadcast
 
 	// The disk is back.
-	fixed, err := journal.Open(tr.dir, journal.Options{Prefix: historyPrefix, SyncInterval: -1})
+	fixed, err := jsonl.Open(tr.dir, jsonl.Options{Prefix: historyPrefix, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -876,7 +876,7 @@ func TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend(t *testing.T) {
 	if ack.Accepted != 1 || len(ack.Rejected) != 0 {
 		t.Fatalf("resend: ack %+v", ack)
 	}
-	names, err := journal.List(tr.dir, historyPrefix)
+	names, err := jsonl.List(tr.dir, historyPrefix)
 	if err != nil || len(names) == 0 {
 		t.Fatalf("history files: %v %v", names, err)
 	}

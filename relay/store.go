@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay/hub"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // entry is one incident in the ring. frame is the encoded SSE event; json
@@ -71,7 +71,7 @@ type store struct {
 	closed   bool
 
 	dir  string
-	hist *journal.Writer // nil without a data directory
+	hist *jsonl.Writer // nil without a data directory
 	log  *slog.Logger
 
 	// Group commit: gen counts history lines written, syncedGen the ones
@@ -283,9 +283,9 @@ func (r *Relay) openHistory() error {
 	}
 	retention := r.cfg.RetentionDays
 	if retention < 0 {
-		retention = 0 // journal: 0 keeps files for ever
+		retention = 0 // jsonl: 0 keeps files for ever
 	}
-	s.hist, err = journal.Open(s.dir, journal.Options{
+	s.hist, err = jsonl.Open(s.dir, jsonl.Options{
 		Prefix:        historyPrefix,
 		RetentionDays: retention,
 		// The relay fsyncs explicitly before acknowledging (syncHistory,
@@ -315,7 +315,7 @@ type skipped struct{ torn, bad int }
 // the last 24 hours (for /api/stats). index are the older files still
 // within retention, read only for the de-duplication index.
 func (r *Relay) historyFiles() (ring, index []string, err error) {
-	names, err := journal.List(r.cfg.DataDir, historyPrefix)
+	names, err := jsonl.List(r.cfg.DataDir, historyPrefix)
 	if err != nil {
 		return nil, nil, fmt.Errorf("relay: %w", err)
 	}
@@ -323,7 +323,7 @@ func (r *Relay) historyFiles() (ring, index []string, err error) {
 	today, _ := time.Parse(time.DateOnly, now.Format(time.DateOnly))
 	lines := 0
 	for i := len(names) - 1; i >= 0; i-- {
-		d, _ := journal.ParseFileName(historyPrefix, names[i])
+		d, _ := jsonl.ParseFileName(historyPrefix, names[i])
 		if r.cfg.RetentionDays > 0 && d.Before(today.AddDate(0, 0, -r.cfg.RetentionDays)) {
 			break
 		}
@@ -376,7 +376,7 @@ func (r *Relay) loadHistoryFile(path string, frames *[]*hub.Frame, last *uint64,
 	s := r.store
 	// Today's file counts against today's budget, so a restart does not
 	// hand every sensor a fresh one.
-	d, _ := journal.ParseFileName(historyPrefix, filepath.Base(path))
+	d, _ := jsonl.ParseFileName(historyPrefix, filepath.Base(path))
 	day := d.Format(time.DateOnly)
 	today := day == s.quota.day
 	loaded := 0
@@ -439,7 +439,7 @@ type indexRecord struct {
 // the ring needs, decoding only the fields of the version hash.
 func (r *Relay) indexHistoryFile(path string, last *uint64, skip *skipped) error {
 	s := r.store
-	d, _ := journal.ParseFileName(historyPrefix, filepath.Base(path))
+	d, _ := jsonl.ParseFileName(historyPrefix, filepath.Base(path))
 	day := d.Format(time.DateOnly)
 	return r.readHistory(path, skip, func(line []byte) error {
 		var rec indexRecord

@@ -113,10 +113,6 @@ func Serve(dir string) (*Server, error) {
 	return s, nil
 }
 
-// CutConnections closes every connection the server accepted, SSE streams
-// included: the browser sees the relay drop it.
-func (s *Server) CutConnections() int { return s.ln.closeAll() }
-
 // Close stops the server and the relay.
 func (s *Server) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

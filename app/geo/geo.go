@@ -58,12 +58,6 @@ func Project(p orb.Point) orb.Point {
 	return orb.Point{(m[0] + halfWorld) * s, (halfWorld - m[1]) * s}
 }
 
-// Unproject is the inverse of Project.
-func Unproject(q orb.Point) orb.Point {
-	s := (2 * halfWorld) / Width
-	return project.Mercator.ToWGS84(orb.Point{q[0]*s - halfWorld, halfWorld - q[1]*s})
-}
-
 // ViewBox returns the SVG viewBox of the map (min x, min y, width, height),
 // covering all longitudes and the latitudes from ViewTop to ViewBottom.
 func ViewBox() (x, y, w, h float64) {

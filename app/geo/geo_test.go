@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/project"
 )
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
@@ -185,4 +186,10 @@ func BenchmarkArc(b *testing.B) {
 			}
 		}
 	}
+}
+
+// Unproject is the inverse of Project, for the round-trip test.
+func Unproject(q orb.Point) orb.Point {
+	s := (2 * halfWorld) / Width
+	return project.Mercator.ToWGS84(orb.Point{q[0]*s - halfWorld, halfWorld - q[1]*s})
 }

@@ -164,18 +164,16 @@ type Model struct {
 	Markers []Marker
 	Arcs    []Arc
 
-	entries     map[string]*entry
-	cells       map[cellKey]int
-	pairs       map[arcKey]int
-	freeMarkers []int
-	freeArcs    []int
+	entries map[string]*entry
+	cells   map[cellKey]int
+	pairs   map[arcKey]int
+	// markerSlots and arcSlots hand out the slots of Markers and Arcs.
+	markerSlots, arcSlots slots
 
 	// sidebar holds the newest incidents, newest first. It outlives the
 	// markers: an incident stays listed after its marker expired.
 	sidebar []incident.Incident
 
-	markerGen  []uint64
-	arcGen     []uint64
 	sidebarGen uint64
 	gen        uint64
 
@@ -227,10 +225,10 @@ func (m *Model) MarkerChunks() int { return (len(m.Markers) + m.cfg.ChunkSize - 
 func (m *Model) ArcChunks() int { return (len(m.Arcs) + m.cfg.ChunkSize - 1) / m.cfg.ChunkSize }
 
 // MarkerChunkGen is the generation of marker chunk c.
-func (m *Model) MarkerChunkGen(c int) uint64 { return m.markerGen[c] }
+func (m *Model) MarkerChunkGen(c int) uint64 { return m.markerSlots.gen[c] }
 
 // ArcChunkGen is the generation of arc chunk c.
-func (m *Model) ArcChunkGen(c int) uint64 { return m.arcGen[c] }
+func (m *Model) ArcChunkGen(c int) uint64 { return m.arcSlots.gen[c] }
 
 // ChunkRange returns the slot indexes [lo, hi) of chunk c of n slots.
 func (m *Model) ChunkRange(c, n int) (lo, hi int) {
@@ -251,12 +249,12 @@ func (m *Model) touch() { m.gen++ }
 
 func (m *Model) dirtyMarker(i int) {
 	m.gen++
-	m.markerGen[i/m.cfg.ChunkSize] = m.gen
+	m.markerSlots.gen[i/m.cfg.ChunkSize] = m.gen
 }
 
 func (m *Model) dirtyArc(i int) {
 	m.gen++
-	m.arcGen[i/m.cfg.ChunkSize] = m.gen
+	m.arcSlots.gen[i/m.cfg.ChunkSize] = m.gen
 }
 
 func (m *Model) dirtySidebar() {
@@ -446,7 +444,7 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	key := m.cell(p)
 	slot, ok := m.cells[key]
 	if !ok {
-		slot = m.allocMarker(now)
+		slot = m.allocMarker()
 		m.Markers[slot] = Marker{Used: true, X: round1(p[0]), Y: round1(p[1]), key: key, Pulse: m.Markers[slot].Pulse}
 		m.cells[key] = slot
 	}
@@ -467,7 +465,7 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	}
 	aslot, ok := m.pairs[ak]
 	if !ok {
-		aslot = m.allocArc(now)
+		aslot = m.allocArc()
 		m.Arcs[aslot] = Arc{Used: true, D: ArcPath(from, to), key: ak, Pulse: m.Arcs[aslot].Pulse}
 		m.pairs[ak] = aslot
 	}
@@ -526,57 +524,16 @@ func (m *Model) pulseArc(slot int, now time.Time, opt Options) {
 	m.dirtyArc(slot)
 }
 
-// allocMarker returns a free marker slot: a freed one first (lowest
-// reuse cost: the element already exists), else a new one at the end, else
-// the slot of the marker updated longest ago, evicted.
-func (m *Model) allocMarker(now time.Time) int {
-	if n := len(m.freeMarkers); n > 0 {
-		slot := m.freeMarkers[n-1]
-		m.freeMarkers = m.freeMarkers[:n-1]
-		return slot
-	}
-	if len(m.Markers) < m.cfg.MaxMarkers {
-		m.Markers = append(m.Markers, Marker{})
-		if len(m.Markers) > len(m.markerGen)*m.cfg.ChunkSize {
-			m.markerGen = append(m.markerGen, 0)
-		}
-		return len(m.Markers) - 1
-	}
-	oldest := 0
-	for i := range m.Markers {
-		if m.Markers[i].updated.Before(m.Markers[oldest].updated) {
-			oldest = i
-		}
-	}
-	m.evictMarker(oldest)
-	n := len(m.freeMarkers)
-	m.freeMarkers = m.freeMarkers[:n-1]
-	return oldest
+// allocMarker returns a free marker slot (see alloc).
+func (m *Model) allocMarker() int {
+	return alloc(&m.markerSlots, &m.Markers, m.cfg.MaxMarkers, m.cfg.ChunkSize,
+		func(mk *Marker) time.Time { return mk.updated }, m.evictMarker)
 }
 
-func (m *Model) allocArc(now time.Time) int {
-	if n := len(m.freeArcs); n > 0 {
-		slot := m.freeArcs[n-1]
-		m.freeArcs = m.freeArcs[:n-1]
-		return slot
-	}
-	if len(m.Arcs) < m.cfg.MaxArcs {
-		m.Arcs = append(m.Arcs, Arc{})
-		if len(m.Arcs) > len(m.arcGen)*m.cfg.ChunkSize {
-			m.arcGen = append(m.arcGen, 0)
-		}
-		return len(m.Arcs) - 1
-	}
-	oldest := 0
-	for i := range m.Arcs {
-		if m.Arcs[i].updated.Before(m.Arcs[oldest].updated) {
-			oldest = i
-		}
-	}
-	m.evictArc(oldest)
-	n := len(m.freeArcs)
-	m.freeArcs = m.freeArcs[:n-1]
-	return oldest
+// allocArc returns a free arc slot (see alloc).
+func (m *Model) allocArc() int {
+	return alloc(&m.arcSlots, &m.Arcs, m.cfg.MaxArcs, m.cfg.ChunkSize,
+		func(a *Arc) time.Time { return a.updated }, m.evictArc)
 }
 
 // evictMarker frees a marker slot and detaches every incident on it (and
@@ -612,7 +569,7 @@ func (m *Model) unplace(e *entry) {
 	if mk.Count <= 0 {
 		delete(m.cells, mk.key)
 		*mk = Marker{Pulse: mk.Pulse}
-		m.freeMarkers = append(m.freeMarkers, slot)
+		m.markerSlots.release(slot)
 	} else {
 		mk.Severity = highest(mk.bySev)
 	}
@@ -631,7 +588,7 @@ func (m *Model) unplaceArc(e *entry) {
 	if a.Count <= 0 {
 		delete(m.pairs, a.key)
 		*a = Arc{Pulse: a.Pulse}
-		m.freeArcs = append(m.freeArcs, slot)
+		m.arcSlots.release(slot)
 	} else {
 		a.Severity = highest(a.bySev)
 	}

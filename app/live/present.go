@@ -46,9 +46,6 @@ var attackTypes = [...]AttackType{
 	{"suspicious_exec", "Shell spawned by a server", "#c084fc"},
 }
 
-// AttackTypes returns the known attack types.
-func AttackTypes() []AttackType { return attackTypes[:] }
-
 // otherColours colour sources the map does not know (a newer sensor's
 // detectors), picked by a hash of the name so one source keeps its colour.
 var otherColours = [...]string{"#94a3b8", "#a3e635", "#2dd4bf", "#fda4af", "#93c5fd", "#fcd34d"}

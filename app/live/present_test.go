@@ -11,7 +11,7 @@ import (
 // sensor has, so a new detector never shows up as a raw snake_case name.
 func TestAttackTypesCoverEveryDetector(t *testing.T) {
 	known := map[string]AttackType{}
-	for _, at := range AttackTypes() {
+	for _, at := range attackTypes {
 		known[at.Source] = at
 	}
 	for _, name := range detect.Detectors() {
@@ -28,7 +28,7 @@ func TestAttackTypesCoverEveryDetector(t *testing.T) {
 
 func TestAttackTypeColoursAreDistinct(t *testing.T) {
 	seen := map[string]string{}
-	for _, at := range AttackTypes() {
+	for _, at := range attackTypes {
 		if other, ok := seen[at.Colour]; ok {
 			t.Errorf("%s and %s share the colour %s", at.Source, other, at.Colour)
 		}

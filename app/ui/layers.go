@@ -26,15 +26,12 @@ type markerChunk struct {
 // count where incidents aggregate; reusing a slot patches attributes only.
 func (c *markerChunk) Render() app.UI {
 	m := c.M
-	lo, hi := m.ChunkRange(c.Index, len(m.Markers))
 	_, selMarker, _ := m.Selected()
-	slots := make([]app.UI, 0, hi-lo)
-	for i := lo; i < hi; i++ {
+	return renderChunk(m, c.Index, len(m.Markers), func(i int) app.UI {
 		mk := &m.Markers[i]
 		g := app.Elem("g").XMLNS(svgNS).DataSet("slot", i)
 		if !mk.Used {
-			slots = append(slots, g.Class("mk", "free").Body(app.Elem("circle").XMLNS(svgNS)))
-			continue
+			return g.Class("mk", "free").Body(app.Elem("circle").XMLNS(svgNS))
 		}
 		cls := []string{"mk", pulseClass(mk.Pulse, mk.Still), "s-" + string(mk.Severity)}
 		if i == selMarker {
@@ -57,7 +54,18 @@ func (c *markerChunk) Render() app.UI {
 			// elements still cost paint time.
 			body = append(body, app.Elem("text").XMLNS(svgNS).Attr("x", x).Attr("y", y).Text(strconv.Itoa(mk.Count)))
 		}
-		slots = append(slots, g.Class(cls...).Body(body...))
+		return g.Class(cls...).Body(body...)
+	})
+}
+
+// renderChunk draws chunk index of a layer of n slots (markers or arcs):
+// one element per slot, free slots included, so that go-app, which diffs
+// children by position, patches a reused slot in place.
+func renderChunk(m *live.Model, index, n int, slot func(i int) app.UI) app.UI {
+	lo, hi := m.ChunkRange(index, n)
+	slots := make([]app.UI, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		slots = append(slots, slot(i))
 	}
 	return app.Elem("g").XMLNS(svgNS).Class("chunk").Body(slots...)
 }
@@ -113,23 +121,19 @@ type arcChunk struct {
 // Render draws each slot as one <path>, split at the antimeridian.
 func (c *arcChunk) Render() app.UI {
 	m := c.M
-	lo, hi := m.ChunkRange(c.Index, len(m.Arcs))
 	_, _, selArc := m.Selected()
-	paths := make([]app.UI, 0, hi-lo)
-	for i := lo; i < hi; i++ {
+	return renderChunk(m, c.Index, len(m.Arcs), func(i int) app.UI {
 		a := &m.Arcs[i]
 		p := app.Elem("path").XMLNS(svgNS)
 		if !a.Used {
-			paths = append(paths, p.Class("arc", "free"))
-			continue
+			return p.Class("arc", "free")
 		}
 		cls := []string{"arc", pulseClass(a.Pulse, a.Still)}
 		if i == selArc {
 			cls = append(cls, "sel")
 		}
-		paths = append(paths, p.Class(cls...).Attr("d", a.D).
+		return p.Class(cls...).Attr("d", a.D).
 			Attr("stroke", live.Colour(a.Severity)).
-			Attr("stroke-width", strconv.FormatFloat(a.Width(), 'f', 2, 64)))
-	}
-	return app.Elem("g").XMLNS(svgNS).Class("chunk").Body(paths...)
+			Attr("stroke-width", strconv.FormatFloat(a.Width(), 'f', 2, 64))
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,10 +53,17 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(fs.Output(), "usage: attackmap-drill demo [flags]\n\n"+
 			"Starts a sensor (with the relay and the map inside, --serve) that reads the drill's\n"+
 			"logs and places the drill's 127.10.0.x attackers with the drill GeoIP overlay, runs\n"+
-			"the drill against this machine and keeps the map up until Ctrl-C.\n\nFlags:\n")
+			"the drill against this machine and keeps the map up until Ctrl-C. If the sensor does\n"+
+			"not come up (a port in use, a bad configuration), it prints the sensor's error and exits 1.\n\n"+
+			"Examples:\n"+
+			"  sudo attackmap-drill demo                          what make drill runs\n"+
+			"  sudo attackmap-drill demo --listen :8081 --rounds 3 --interval 1m\n"+
+			"  attackmap-drill demo --once --block=false          one drill without root's blocking, then exit\n\n"+
+			"Exit status: 0 success (Ctrl-C), 1 the sensor did not come up or stopped, or an\n"+
+			"attack failed, 2 a bad command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -78,7 +86,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer logf.Close()
 	cmd := exec.Command(*sensor, "run", "--config", files.Config, "--serve", *listen)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The sensor prints "map at URL" once its listener is bound: until
+	// then a /healthz answer on the port may come from another program
+	// holding it (the sensor then dies with "address already in use").
+	ready := &lineWatch{prefix: []byte("attackmap-sensor: map at "), seen: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(logf, ready), logf
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "attackmap-drill: starting the sensor: %v\n", err)
 		return err
@@ -95,9 +107,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}()
 	base := "http://" + localAddr(*listen)
-	if err := waitHealthy(ctx, base+"/healthz", waited); err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: the sensor did not come up (see %s): %v\n", logPath, err)
-		return err
+	if err := waitHealthy(ctx, base+"/healthz", ready.seen, waited); err != nil {
+		if why := sensorError(logPath); why != "" {
+			err = fmt.Errorf("%w: %s", err, why)
+		}
+		fmt.Fprintf(stderr, "attackmap-drill: the sensor did not come up (log: %s): %v\n", logPath, err)
+		return errFailed
 	}
 	fmt.Fprintf(stdout, "drill sensor running (log: %s)\nmap at %s/live\n\n", logPath, base)
 
@@ -145,7 +160,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		case <-ctx.Done():
 		case err := <-waited:
 			waited <- err
-			fmt.Fprintf(stderr, "attackmap-drill: the sensor stopped (see %s)\n", logPath)
+			why := sensorError(logPath)
+			if why == "" && err != nil {
+				why = err.Error()
+			}
+			fmt.Fprintf(stderr, "attackmap-drill: the sensor stopped (log: %s): %s\n", logPath, why)
+			failed = true
 		}
 	}
 	if failed {
@@ -212,11 +232,20 @@ func localAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// waitHealthy polls url until it answers 200, the sensor exits or the
-// start timeout passes. Polling is fine here: it is a one-off start-up wait.
-func waitHealthy(ctx context.Context, url string, exited chan error) error {
+// waitHealthy waits until the sensor said its listener is bound (ready)
+// and url answers 200, or the sensor exits, or the start timeout passes.
+// Polling is fine here: it is a one-off start-up wait.
+func waitHealthy(ctx context.Context, url string, ready <-chan struct{}, exited chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, sensorStartTimeout)
 	defer cancel()
+	select {
+	case <-ready:
+	case err := <-exited:
+		exited <- err
+		return fmt.Errorf("sensor exited: %v", err)
+	case <-ctx.Done():
+		return fmt.Errorf("the sensor did not start serving within %s", sensorStartTimeout)
+	}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -234,4 +263,55 @@ func waitHealthy(ctx context.Context, url string, exited chan error) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// lineWatch closes seen when a line written to it starts with prefix.
+type lineWatch struct {
+	prefix []byte
+	seen   chan struct{}
+	buf    []byte
+	done   bool
+}
+
+func (l *lineWatch) Write(p []byte) (int, error) {
+	if l.done {
+		return len(p), nil
+	}
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if bytes.HasPrefix(l.buf[:i], l.prefix) {
+			l.done, l.buf = true, nil
+			close(l.seen)
+			return len(p), nil
+		}
+		l.buf = l.buf[i+1:]
+	}
+	// A line is at most a few hundred bytes; a writer that never ends one
+	// is not the sensor.
+	if len(l.buf) > 64<<10 {
+		l.buf = l.buf[len(l.buf)-len(l.prefix):]
+	}
+	return len(p), nil
+}
+
+// sensorError is the sensor's fatal error from its log: the last line
+// starting "attackmap-sensor: " other than the map line (cli.Exit prints
+// it as the process ends), or "" when there is none.
+func sensorError(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
+		if strings.HasPrefix(l, "attackmap-sensor: ") && !strings.HasPrefix(l, "attackmap-sensor: map at ") {
+			return incident.CleanText(l, 400)
+		}
+	}
+	return ""
 }

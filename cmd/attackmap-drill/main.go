@@ -67,9 +67,18 @@ something to report. Commands:
   overlay   FILE: write the drill GeoIP overlay (GeoIP2-City mmdb) to FILE
   plan      list the attacks, their source addresses, the incidents they
             should raise and where the overlay places them
-  version   print the version
+  version   print the version (also --version)
 
-Run "attackmap-drill COMMAND -h" for a command's flags.
+Examples:
+  sudo make drill                                  build, then attackmap-drill demo
+  sudo attackmap-drill demo --listen :8081 --once  one drill, then stop
+  attackmap-drill run --only web-scan,exploit-probe --dir /tmp/drill
+  attackmap-drill plan
+
+Run "attackmap-drill COMMAND --help" for a command's flags.
+
+Exit status: 0 success, 1 an attack or the drill sensor failed (the sensor's
+error is printed), 2 a bad command line.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -86,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runOverlay(args[1:], stdout, stderr)
 	case "plan":
 		return runPlan(args[1:], stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "attackmap-drill", version)
 		return nil
 	case "-h", "-help", "--help", "help":
@@ -97,15 +106,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return errUsage
 }
 
-// parse parses a flag set, turning a parse error into errUsage (the flag
-// package has already printed it) and -h into a clean exit.
-func parse(fs *flag.FlagSet, args []string) error {
+// parse parses a flag set: -h prints the command's help on stdout and is
+// a clean exit; a bad flag is one line on stderr pointing to the help, and
+// errUsage.
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
 			return flag.ErrHelp
 		}
+		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", fs.Name(), err, fs.Name())
 		return errUsage
 	}
+	fs.SetOutput(stderr)
 	return nil
 }
 
@@ -133,10 +148,16 @@ func runDrill(ctx context.Context, args []string, getenv func(string) string, st
 			"Runs each attack from its own 127.10.0.x address against this machine on loopback:\n"+
 			"a real sshd on a spare 127.0.0.1 port (Debian package openssh-server), closed ports\n"+
 			"on 127.0.0.1, a web server on a spare 127.0.0.1 port. The sensor must read the two\n"+
-			"log files, load the overlay first in its GeoIP list, and report loopback sources.\n\nFlags:\n")
+			"log files, load the overlay first in its GeoIP list, and report loopback sources.\n\n"+
+			"Examples:\n"+
+			"  attackmap-drill run --dir /tmp/drill   then: attackmap-sensor run --auth-log /tmp/drill/auth.log \\\n"+
+			"      --access-log /tmp/drill/access.log --include-private (GeoIP: /tmp/drill/geoip-drill.mmdb first)\n"+
+			"  attackmap-drill run --only ssh-bruteforce,port-scan -v\n"+
+			"  attackmap-drill run --json > report.json\n\n"+
+			"Exit status: 0 every attack ran, 1 an attack failed, 2 a bad command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -209,9 +230,11 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: attackmap-drill overlay FILE\n\n"+
 			"Writes the drill GeoIP overlay, a GeoIP2-City mmdb placing the drill's 127.10.0.x\n"+
-			"attackers in real cities, to FILE (atomically). Only drills should load it.\n")
+			"attackers in real cities, to FILE (atomically). Only drills should load it.\n\n"+
+			"Example:\n  attackmap-drill overlay /tmp/drill/geoip-drill.mmdb\n\n"+
+			"Exit status: 0 written, 1 the file could not be written, 2 a bad command line.\n")
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -233,7 +256,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("attackmap-drill plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the plan as a JSON array")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -68,7 +68,17 @@ Usage:
   attackmap-relay token remove --token-file FILE NAME
   attackmap-relay version
 
-Run "attackmap-relay serve -h" or "attackmap-relay token add -h" for details.
+Examples:
+  attackmap-relay token add --token-file /etc/attackmap/tokens web-1 --lat 50.11 --lon 8.68
+  attackmap-relay serve --listen :8080 --data /var/lib/attackmap-relay \
+      --token-file /etc/attackmap/tokens --allow-origin https://map.example.org
+  attackmap-relay token list --token-file /etc/attackmap/tokens
+  attackmap-relay token remove --token-file /etc/attackmap/tokens web-1
+
+Run "attackmap-relay serve --help" or "attackmap-relay token add --help" for details.
+
+Exit status: 0 success, 1 runtime failure (a port in use, a storage error),
+2 bad command line or configuration (token file, data directory).
 `
 
 // run is the whole program; main only wires it to the process.
@@ -86,6 +96,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			sub = args[1]
 		}
 		switch sub {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return nil
 		case "add":
 			return tokenAdd(args[2:], env, stdout, stderr)
 		case "list":
@@ -93,17 +106,15 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		case "remove":
 			return tokenRemove(args[2:], env, stdout, stderr)
 		}
-		fmt.Fprint(stderr, usage)
-		return usagef("token: want \"token add\", \"token list\" or \"token remove\"")
-	case "version":
+		return usagef("token: want \"token add\", \"token list\" or \"token remove\" (see 'attackmap-relay token --help')")
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "attackmap-relay", version)
 		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return usagef("unknown command %q", incident.CleanText(args[0], 40))
+	return usagef("unknown command %q (see 'attackmap-relay --help')", incident.CleanText(args[0], 40))
 }
 
 // listFlag is a repeatable string flag.
@@ -143,6 +154,14 @@ is reset; idle keep-alive connections close after 60 s; a stream that
 cannot take its data for 5 s, or falls 1,024 incidents behind, is cut off;
 a stream whose client closes is removed at once.
 
+Examples:
+  attackmap-relay serve --listen :8080 --data /var/lib/attackmap-relay --token-file /etc/attackmap/tokens
+  ATTACKMAP_TOKEN_FILE=/etc/attackmap/tokens attackmap-relay serve --mask-ip --coarse-target
+  attackmap-relay serve --listen 127.0.0.1:8080 --client-ip-header X-Forwarded-For ...   (behind nginx)
+
+Exit status: 0 after SIGINT or SIGTERM, 1 a runtime failure (a port in
+use, a storage error), 2 a bad flag, token file or data directory.
+
 Options (environment defaults in brackets):
 `)
 		fs.PrintDefaults()
@@ -176,7 +195,7 @@ Options (environment defaults in brackets):
 			fs.Usage()
 			return err
 		}
-		return usageError{err}
+		return usagef("%v (see 'attackmap-relay serve --help')", err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("serve: unexpected argument %q", incident.CleanText(fs.Arg(0), 40))
@@ -278,6 +297,12 @@ to FILE (created with mode 0600) and prints the token once on stdout. The
 relay keeps only the hash. NAME becomes the "host" of that sensor's
 incidents; --lat/--lon its "target" on the map.
 
+Examples:
+  attackmap-relay token add --token-file /etc/attackmap/tokens web-1
+  attackmap-relay token add --token-file /etc/attackmap/tokens web-2 --lat 52.37 --lon 4.90
+
+Exit status: 0 success, 2 a bad name, location or token file.
+
 Options:
 `)
 		fs.PrintDefaults()
@@ -294,7 +319,7 @@ Options:
 				fs.Usage()
 				return err
 			}
-			return usageError{err}
+			return usagef("%v (see 'attackmap-relay token add --help')", err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -353,7 +378,7 @@ func tokenFlags(cmd, help string, args []string, env func(string) string, stderr
 				fs.Usage()
 				return "", nil, err
 			}
-			return "", nil, usageError{err}
+			return "", nil, usagef("%v (see 'attackmap-relay token %s --help')", err, cmd)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -372,6 +397,11 @@ func tokenList(args []string, env func(string) string, stdout, stderr io.Writer)
 
 Lists the sensor hosts in FILE, one a line: NAME, then LAT LON when the
 host has a location. Tokens are never shown (the file holds only hashes).
+
+Example:
+  attackmap-relay token list --token-file /etc/attackmap/tokens
+
+Exit status: 0 success, 2 a bad command line or token file.
 
 Options:
 `, args, env, stderr)
@@ -401,6 +431,12 @@ func tokenRemove(args []string, env func(string) string, stdout, stderr io.Write
 Removes the sensor host NAME from FILE (atomically; other lines and
 comments are kept). A running relay notices within a second and closes
 that sensor's connections; its token is refused from then on.
+
+Example:
+  attackmap-relay token remove --token-file /etc/attackmap/tokens web-1
+
+Exit status: 0 success, 2 a bad command line, an unknown NAME or an
+unusable token file.
 
 Options:
 `, args, env, stderr)

@@ -266,3 +266,38 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 		})
 	}
 }
+
+func TestHelpAndVersionExitZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Examples:"},
+		{[]string{"token", "--help"}, "token add"},
+		{[]string{"token", "-h"}, "token list"},
+		{[]string{"version"}, "attackmap-relay dev"},
+		{[]string{"--version"}, "attackmap-relay dev"},
+	} {
+		out, errOut, code := runCmd(tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", tc.args, code, out, errOut)
+		}
+	}
+}
+
+func TestBadFlagsPointToTheCommandsHelpOnOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--bogus"}, "(see 'attackmap-relay serve --help')"},
+		{[]string{"token", "add", "--bogus"}, "(see 'attackmap-relay token add --help')"},
+		{[]string{"token", "list", "--bogus"}, "(see 'attackmap-relay token list --help')"},
+		{[]string{"token", "frob"}, "(see 'attackmap-relay token --help')"},
+	} {
+		_, errOut, code := runCmd(tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q", tc.args, code, errOut)
+		}
+	}
+}

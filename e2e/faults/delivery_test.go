@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // settle is how long a case keeps watching the relay after every id
@@ -82,7 +82,7 @@ func TestAShortWriteOnAFullDiskDoesNotReplayTheDay(t *testing.T) {
 	r := startRelay(t, dir, "--ring", "50")
 	startSensor(t, data, r)
 	r.WaitHistory(t, want, 0)
-	// Exactly what journal.Writer does on ENOSPC: a partial write, then
+	// Exactly what jsonl.Writer does on ENOSPC: a partial write, then
 	// a truncate back to the end of the last whole line.
 	path := todayFile(data)
 	st, err := os.Stat(path)
@@ -154,8 +154,8 @@ func TestAClockSteppedBackAcrossMidnightStrandsNothing(t *testing.T) {
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	clock := today.Add(-time.Minute) // 23:59 yesterday
 	now := func() time.Time { return clock }
-	open := func() *journal.Writer {
-		w, err := journal.Open(data, journal.Options{Prefix: "incidents", SyncInterval: -1, Now: now})
+	open := func() *jsonl.Writer {
+		w, err := jsonl.Open(data, jsonl.Options{Prefix: "incidents", SyncInterval: -1, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

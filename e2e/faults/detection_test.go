@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // attackers is how many distinct brute forces a restart case runs.
@@ -41,7 +41,7 @@ func attackerIP(i int) string { return fmt.Sprintf("127.0.%d.%d", 10+i/200, 1+i%
 // events journal.
 func eventsIn(t testing.TB, dataDir string) int {
 	t.Helper()
-	names, err := journal.List(dataDir, "events")
+	names, err := jsonl.List(dataDir, "events")
 	if err != nil {
 		return 0
 	}
@@ -73,7 +73,7 @@ func waitEvents(t testing.TB, dataDir string, n int) {
 func bruteForceIDs(t testing.TB, r *relayProc) map[string]map[string]bool {
 	t.Helper()
 	out := map[string]map[string]bool{}
-	names, err := journal.List(r.DataDir, "history")
+	names, err := jsonl.List(r.DataDir, "history")
 	if err != nil {
 		t.Fatal(err)
 	}

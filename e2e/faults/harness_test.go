@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay/token"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // startTimeout bounds the wait for a binary to come up: each starts in well
@@ -286,7 +286,7 @@ func (r *relayProc) IngestURL() string { return "ws://" + r.Addr + "/api/ingest"
 func (r *relayProc) History(t testing.TB) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	names, err := journal.List(r.DataDir, "history")
+	names, err := jsonl.List(r.DataDir, "history")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,5 +500,5 @@ func writeIncidents(t testing.TB, dir, tag string, first, n int) []string {
 
 // todayFile is today's incidents journal in dir.
 func todayFile(dir string) string {
-	return filepath.Join(dir, journal.FileName("incidents", time.Now()))
+	return filepath.Join(dir, jsonl.FileName("incidents", time.Now()))
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // The relay's side of exactly once: a SIGKILL mid-burst or a torn history
@@ -264,7 +264,7 @@ func TestRelayKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 
 // historyFile is the relay's history file for today.
 func (r *relayProc) historyFile() string {
-	return filepath.Join(r.DataDir, journal.FileName("history", time.Now()))
+	return filepath.Join(r.DataDir, jsonl.FileName("history", time.Now()))
 }
 
 // TestTornRelayHistoryTailLosesNothing: a crash left half a line at the end

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/attackmap/attackmap/sensor/respond"
 )
 
@@ -35,6 +36,16 @@ file and the kernel directly.
   remove  unblock ADDR
   flush   remove the kernel table (or XDP program) and every block
 
+Examples:
+  attackmap-sensor block list --config /etc/attackmap/sensor.json
+  attackmap-sensor block add 203.0.113.7 --ttl 24h
+  attackmap-sensor block remove 203.0.113.7
+  attackmap-sensor block flush --data /var/lib/attackmap
+
+Exit status: 0 success, 1 the change failed (kernel, socket, state file),
+2 a bad command line or configuration.
+
+Flags:
 `
 
 // Block implements `attackmap-sensor block` (args exclude "block").
@@ -62,7 +73,7 @@ func Block(ctx context.Context, args []string, stdout io.Writer) error {
 				fs.Usage()
 				return nil
 			}
-			return err
+			return cli.FlagError("attackmap-sensor block", err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -71,28 +82,28 @@ func Block(ctx context.Context, args []string, stdout io.Writer) error {
 		rest = fs.Args()[1:]
 	}
 	if len(pos) == 0 {
-		return fmt.Errorf("block: no command\n%s", strings.TrimSpace(blockUsage))
+		return cli.Usagef("block: no command: want list, stats, add, remove or flush (see 'attackmap-sensor block --help')")
 	}
 	req := respond.Request{Op: pos[0], TTL: *ttl, Force: *force}
 	switch req.Op {
 	case "list", "flush", "stats":
 		if len(pos) != 1 {
-			return fmt.Errorf("block %s: unexpected argument %q", req.Op, pos[1])
+			return cli.Usagef("block %s: unexpected argument %q", req.Op, incident.CleanText(pos[1], 40))
 		}
 	case "add", "remove":
 		if len(pos) != 2 {
-			return fmt.Errorf("block %s: want one address", req.Op)
+			return cli.Usagef("block %s: want one address", req.Op)
 		}
 		req.Addr = pos[1]
 	default:
-		return fmt.Errorf("block: unknown command %q\n%s", req.Op, strings.TrimSpace(blockUsage))
+		return cli.Usagef("block: unknown command %q (see 'attackmap-sensor block --help')", incident.CleanText(req.Op, 40))
 	}
 	if req.TTL != "" && req.Op != "add" {
-		return errors.New("block: --ttl goes with add")
+		return cli.Usagef("block: --ttl goes with add")
 	}
 	if req.TTL != "" {
 		if d, err := respond.ParseDuration(req.TTL); err != nil || d < time.Second {
-			return fmt.Errorf("block: --ttl %q: want a duration of at least 1s (90m, 24h, 7d)", req.TTL)
+			return cli.Usagef("block: --ttl %q: want a duration of at least 1s (90m, 24h, 7d)", req.TTL)
 		}
 	}
 
@@ -100,19 +111,19 @@ func Block(ctx context.Context, args []string, stdout io.Writer) error {
 	if *configPath != "" {
 		b, err := os.ReadFile(*configPath)
 		if err != nil {
-			return fmt.Errorf("config: %w", err)
+			return cli.Usage(fmt.Errorf("config: %w", err))
 		}
 		data = b
 	}
 	cfg, err := ParseConfig(data)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
 	if err := cfg.check(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 
 	rep, err := respond.Call(ctx, cfg.DataDir, req)

@@ -11,9 +11,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/attackmap/attackmap/internal/atomicfile"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/sensor/detect"
 	"github.com/attackmap/attackmap/sensor/event"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // The detection checkpoint: the detectors' state (detect.Engine.Snapshot)
@@ -116,7 +117,7 @@ func decodeCheckpoint(b []byte, err error) (map[string]event.FilePos, []byte, er
 // write saves the checkpoint when something changed. The incidents
 // journal is synced first: the state must never be ahead of the incidents
 // on disk.
-func (c *checkpoint) write(eng *detect.Engine, incidents *journal.Writer) error {
+func (c *checkpoint) write(eng *detect.Engine, incidents *jsonl.Writer) error {
 	if !c.changed {
 		return nil
 	}
@@ -137,7 +138,7 @@ func (c *checkpoint) write(eng *detect.Engine, incidents *journal.Writer) error 
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o750); err != nil {
 		return err
 	}
-	if err := journal.WriteFileAtomic(c.path, buf.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(c.path, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	c.changed = false

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/attackmap/attackmap/sensor/enrich"
 	"github.com/attackmap/attackmap/sensor/enrich/threatlist"
 	"github.com/attackmap/attackmap/sensor/respond"
@@ -24,8 +25,14 @@ import (
 //go:embed default.json
 var defaultConfig []byte
 
-// DefaultConfig returns the embedded default configuration (JSON).
-func DefaultConfig() []byte { return bytes.Clone(defaultConfig) }
+// DefaultMetricsListen is the sensor's default metrics address: loopback
+// only, and port 9465 rather than 9464 because 9464 is the relay's default
+// (attackmap-relay --metrics-listen), so a relay and a sensor run side by
+// side on one host without either giving up its metrics. The embedded
+// relay (--serve) serves its metrics here too, on the sensor's registry.
+// Left at the default, a busy port costs the metrics (one warning), not the
+// sensor: a drill or a second sensor on the host still starts.
+const DefaultMetricsListen = "127.0.0.1:9465"
 
 // Config is the sensor's configuration file (JSON). Every field is
 // optional; see default.json for the defaults.
@@ -33,7 +40,7 @@ func DefaultConfig() []byte { return bytes.Clone(defaultConfig) }
 //	{
 //	  "data_dir": "./data",                 journals, cursors, the embedded relay's history
 //	  "host": "web-1",                      name of this host (default: the hostname)
-//	  "metrics_listen": "127.0.0.1:9465",   Prometheus /metrics (default: off; --metrics-listen)
+//	  "metrics_listen": "127.0.0.1:9465",   Prometheus /metrics ("" turns it off; --metrics-listen)
 //	  "relays": [{"url": "wss://relay.example.org/api/ingest", "token": "..."}],
 //	  "serve": {"listen": ":8080",           run the relay in the sensor (--serve)
 //	            "allow_origins": ["https://map.example.org"],
@@ -55,6 +62,7 @@ type Config struct {
 	Host    string `json:"host"`
 	// MetricsListen serves Prometheus metrics (GET /metrics: delivery,
 	// journals, full-disk state, losses) on this address; empty is off.
+	// The default is DefaultMetricsListen.
 	MetricsListen string        `json:"metrics_listen"`
 	Relays        []RelayConfig `json:"relays"`
 	Serve         struct {
@@ -127,6 +135,39 @@ type LogPaths struct {
 	// FromStart reads a log without a saved offset from its beginning
 	// (default: from its end, so a first start does not replay history).
 	FromStart bool `json:"from_start"`
+
+	// given records which lists the user set, in the config file or by
+	// flag. A list left at the built-in default names the system's usual
+	// places and is followed only where they exist; a given list is
+	// followed as is, even before its files exist, even when it equals
+	// the default.
+	given logsGiven
+}
+
+// logsGiven says, per list of LogPaths, whether the user set it.
+type logsGiven struct{ auth, access, error, firewall bool }
+
+// markGiven records the lists a config file sets: the keys present under
+// "logs" (matched without regard to case, as encoding/json matches them).
+func (l *LogPaths) markGiven(data []byte) {
+	var probe struct {
+		Logs map[string]json.RawMessage `json:"logs"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return // decoded strictly before: cannot happen
+	}
+	for k := range probe.Logs {
+		switch strings.ToLower(k) {
+		case "auth":
+			l.given.auth = true
+		case "access":
+			l.given.access = true
+		case "error":
+			l.given.error = true
+		case "firewall":
+			l.given.firewall = true
+		}
+	}
 }
 
 // maxConfigBytes caps the config file: a real one is a few KB.
@@ -148,6 +189,7 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := decodeStrict(data, &c); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
+	c.Logs.markGiven(data)
 	return c, nil
 }
 
@@ -181,7 +223,17 @@ func (s *stringList) Set(v string) error {
 
 // parseArgs builds the configuration from the defaults, the config file,
 // the environment and the flags, in that order of precedence (flags win).
+// Its errors are usage errors (exit status 2): the command line or the
+// configuration must change.
 func parseArgs(args []string, env func(string) string, stderr io.Writer) (Config, error) {
+	cfg, err := parseFlags(args, env, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errPrintConfig) {
+		err = cli.Usage(err)
+	}
+	return cfg, err
+}
+
+func parseFlags(args []string, env func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("attackmap-sensor run", flag.ContinueOnError)
 	// Errors come back as one line (main prints them); only --help prints
 	// the usage.
@@ -193,7 +245,7 @@ func parseArgs(args []string, env func(string) string, stderr io.Writer) (Config
 		relayURL   = fs.String("relay", "", "push to the relay at `URL` (wss://host or wss://host/api/ingest; env ATTACKMAP_RELAY)")
 		tok        = fs.String("token", "", "the sensor's ingest `token` for --relay (env ATTACKMAP_TOKEN)")
 		serve      = fs.String("serve", "", "run the relay inside the sensor, serving the map on `ADDR` (e.g. :8080)")
-		metrics    = fs.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (GET /metrics; e.g. 127.0.0.1:9465; keep it off public interfaces; env ATTACKMAP_SENSOR_METRICS_LISTEN)")
+		metrics    = fs.String("metrics-listen", DefaultMetricsListen, "serve Prometheus metrics on `ADDR` (GET /metrics; keep it off public interfaces; \"\" turns it off; env ATTACKMAP_SENSOR_METRICS_LISTEN)")
 		authLogs   stringList
 		accessLogs stringList
 		errorLogs  stringList
@@ -216,9 +268,31 @@ DATA/incidents-YYYY-MM-DD.jsonl; the pusher enriches them (GeoIP, AbuseIPDB
 when ABUSEIPDB_API_KEY is set, threat lists) and delivers them to each relay,
 advancing a cursor only past acknowledged incidents.
 
+At start the sensor connects to each relay and checks its token: a
+rejected token is an ERROR line (repeated once a minute) naming the relay,
+the token's SHA-256 prefix (the relay's token file holds the whole hash on
+the line of the host it was made for) and this sensor's host name; the
+metric attackmap_sensor_relay_auth_ok{relay} is 0 and GET /healthz on
+--metrics-listen answers 503 with the reason.
+
 Environment: ATTACKMAP_RELAY, ATTACKMAP_TOKEN (like --relay, --token),
 ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 
+Examples:
+  # everything on one machine: relay and map inside, http://localhost:8080/live
+  attackmap-sensor run --serve :8080
+  # a server pushing to a relay (token from "attackmap-relay token add web-1")
+  ATTACKMAP_TOKEN=... attackmap-sensor run --relay wss://relay.example.org --data /var/lib/attackmap
+  # a configuration file (start from the defaults)
+  attackmap-sensor run --print-config > /etc/attackmap/sensor.json
+  attackmap-sensor run --config /etc/attackmap/sensor.json
+  # logs in unusual places
+  attackmap-sensor run --auth-log /srv/log/sshd.log --access-log /srv/log/nginx/site.log
+
+Exit status: 0 after SIGINT or SIGTERM, 1 a runtime failure (a port in use,
+an unusable data directory), 2 a bad flag or configuration.
+
+Flags:
 `)
 		fs.PrintDefaults()
 	}
@@ -226,8 +300,9 @@ ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
 			fs.Usage()
+			return Config{}, err
 		}
-		return Config{}, err
+		return Config{}, cli.FlagError("attackmap-sensor run", err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -276,8 +351,10 @@ ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
-	if *metrics != "" {
-		cfg.MetricsListen = *metrics
+	metricsSet := false
+	fs.Visit(func(f *flag.Flag) { metricsSet = metricsSet || f.Name == "metrics-listen" })
+	if metricsSet {
+		cfg.MetricsListen = *metrics // "" turns the metrics off
 	} else if v := env("ATTACKMAP_SENSOR_METRICS_LISTEN"); v != "" {
 		cfg.MetricsListen = v
 	}
@@ -288,16 +365,16 @@ ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 		cfg.Serve.AllowOrigins = origins.v
 	}
 	if authLogs.set {
-		cfg.Logs.Auth = authLogs.v
+		cfg.Logs.Auth, cfg.Logs.given.auth = authLogs.v, true
 	}
 	if accessLogs.set {
-		cfg.Logs.Access = accessLogs.v
+		cfg.Logs.Access, cfg.Logs.given.access = accessLogs.v, true
 	}
 	if errorLogs.set {
-		cfg.Logs.Error = errorLogs.v
+		cfg.Logs.Error, cfg.Logs.given.error = errorLogs.v, true
 	}
 	if fwLogs.set {
-		cfg.Logs.Firewall = fwLogs.v
+		cfg.Logs.Firewall, cfg.Logs.given.firewall = fwLogs.v, true
 	}
 	cfg.IncludePrivate = *private
 	return cfg, cfg.check()

@@ -29,13 +29,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/relay"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/sensor/enrich"
 	"github.com/attackmap/attackmap/sensor/enrich/abuseipdb"
 	"github.com/attackmap/attackmap/sensor/enrich/ipapi"
@@ -43,7 +43,6 @@ import (
 	"github.com/attackmap/attackmap/sensor/geoip"
 	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/push"
-	"github.com/attackmap/attackmap/static"
 )
 
 // incidentBacklog is how many incidents the disk refused (a full disk) are
@@ -52,9 +51,10 @@ import (
 // counted and logged.
 const incidentBacklog = 10000
 
-// Run implements `attackmap-sensor run` (args exclude "run"). It returns
-// nil when ctx ends, or the first error of any part.
-func Run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+// Run implements `attackmap-sensor run` (args exclude "run"). embed builds
+// the relay for --serve (see Embedded; nil refuses --serve). It returns nil
+// when ctx ends, or the first error of any part.
+func Run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, embed EmbedFunc) error {
 	cfg, err := parseArgs(args, env, stderr)
 	if errors.Is(err, errPrintConfig) {
 		_, err := stdout.Write(defaultConfig)
@@ -67,31 +67,21 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return run(ctx, cfg, log, stdout)
+	return run(ctx, cfg, embed, log, stdout)
 }
 
-// group runs goroutines and cancels them all when one fails.
-type group struct {
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
-	once   sync.Once
-	err    error
-}
-
-func (g *group) Go(name string, fn func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
+// named prefixes a part's error with its name, so that the error Run
+// returns says which part failed.
+func named(name string, fn func() error) func() error {
+	return func() error {
 		if err := fn(); err != nil {
-			g.once.Do(func() {
-				g.err = fmt.Errorf("%s: %w", name, err)
-				g.cancel()
-			})
+			return fmt.Errorf("%s: %w", name, err)
 		}
-	}()
+		return nil
+	}
 }
 
-func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, stdout io.Writer) error {
 	if cfg.Host == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -104,76 +94,32 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	}
 	target, _ := cfg.Target.Location() // checked by parseArgs
 
-	// Journals. Incidents are fsynced within a second (group commit): a
-	// crash of the process loses nothing (the line is in the page cache),
-	// a power cut at most the last second. Events are many and cheap: the
-	// OS decides, and a daily size cap bounds them.
-	//
-	// A full disk is a state: incidents the disk refuses are held in
-	// memory (incidentBacklog) and written when space returns; events are
-	// dropped and counted. Each journal logs the state once a minute.
-	incidents, err := journal.Open(cfg.DataDir, journal.Options{Prefix: "incidents",
-		RetentionDays: cfg.Retention.Days, SyncInterval: time.Second, Backlog: incidentBacklog,
-		Logger: log.With("journal", "incidents")})
+	incidents, events, err := openJournals(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer incidents.Close()
-	events, err := journal.Open(cfg.DataDir, journal.Options{Prefix: "events",
-		RetentionDays: cfg.Retention.Days, MaxDailyBytes: cfg.Retention.EventsMaxDailyMB << 20, SyncInterval: -1,
-		Logger: log.With("journal", "events")})
-	if err != nil {
-		return err
-	}
 	defer events.Close()
 	reg := prometheus.NewRegistry()
-	mets := newMetrics(cfg.DataDir, map[string]*journal.Writer{"incidents": incidents, "events": events})
+	mets := newMetrics(cfg.DataDir, map[string]*jsonl.Writer{"incidents": incidents, "events": events})
 	reg.MustRegister(mets)
 
-	// Enrichment.
-	var geoPaths []string
-	for _, p := range cfg.GeoIP.Paths {
-		geoPaths = append(geoPaths, cfg.dataPath(p))
-		if !filepath.IsAbs(p) {
-			// So that databases dropped in later (make geoip) are seen.
-			_ = os.MkdirAll(filepath.Dir(cfg.dataPath(p)), 0o750)
-		}
-	}
-	geo, err := geoip.Open(geoPaths, geoip.Options{Logger: log})
+	geo, lists, enricher, err := openEnrichment(cfg, log)
 	if err != nil {
 		return err
 	}
+	mets.geo = geo
 	defer geo.Close()
-	var lists *threatlist.Set
-	if len(cfg.ThreatLists) > 0 {
-		srcs := append([]threatlist.Source(nil), cfg.ThreatLists...)
-		for i := range srcs {
-			if srcs[i].Path != "" {
-				srcs[i].Path = cfg.dataPath(srcs[i].Path)
-			}
-		}
-		if lists, err = threatlist.New(threatlist.Options{Sources: srcs, Logger: log}); err != nil {
-			return err
-		}
-	}
-	ecfg := enrich.Config{Geo: geo, Lists: lists, Target: target, Logger: log}
-	if cfg.IPAPI.Enabled {
-		ecfg.IPAPI = ipapi.New(ipapi.Options{URL: cfg.IPAPI.URL, Logger: log})
-	}
-	if cfg.AbuseIPDB.Enabled {
-		if ecfg.Abuse, err = abuseipdb.New(abuseipdb.Options{Key: cfg.AbuseIPDB.Key, DailyBudget: cfg.AbuseIPDB.DailyBudget, Logger: log}); err != nil {
-			return err
-		}
-	}
-	enricher := enrich.New(ecfg)
 
+	// Every part runs in g: the first to fail cancels the others, and Run
+	// returns its error.
 	ctx, cancel := context.WithCancel(ctx)
-	g := &group{cancel: cancel}
+	g, ctx := errgroup.WithContext(ctx)
 	// On the way out: stop every goroutine, then close what they used.
 	var closers []func()
 	defer func() {
 		cancel()
-		g.wg.Wait()
+		_ = g.Wait() // the error is returned below, or replaced by the one that stopped us
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
@@ -181,14 +127,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 
 	if cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
+		switch {
+		case err != nil && cfg.MetricsListen == DefaultMetricsListen:
+			// Left at the default (DefaultMetricsListen): another sensor
+			// or a drill holds it; run on without metrics.
+			log.Warn("metrics not served: the default address is busy; give --metrics-listen ADDR, or \"\" to turn them off",
+				"addr", cfg.MetricsListen, "err", err)
+		case err != nil:
 			return fmt.Errorf("--metrics-listen: %w", err)
+		default:
+			g.Go(named("metrics", func() error { return serveMetrics(ctx, ln, reg, mets.healthz, log) }))
 		}
-		g.Go("metrics", func() error { return serveMetrics(ctx, ln, reg, log) })
 	}
-	g.Go("geoip", func() error { return geo.Run(ctx) })
+	g.Go(named("geoip", func() error { return geo.Run(ctx) }))
 	if lists != nil {
-		g.Go("threat lists", func() error { return lists.Run(ctx) })
+		g.Go(named("threat lists", func() error { return lists.Run(ctx) }))
 	}
 	resp, err := startResponse(ctx, g, cfg, incidents, log)
 	if err != nil {
@@ -198,22 +151,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	reg.MustRegister(detMets)
 	det := &detection{cfg: cfg, incidents: incidents, events: events, lists: lists, log: log, resp: resp,
 		reg: reg, mets: detMets}
-	g.Go("detection", func() error { return det.run(ctx) })
+	g.Go(named("detection", func() error { return det.run(ctx) }))
 
 	// The embedded relay.
 	if cfg.Serve.Listen != "" {
-		r, ln, err := startRelay(cfg, log)
+		r, ln, err := startRelay(cfg, embed, target, reg, log)
 		if err != nil {
 			return err
 		}
 		closers = append(closers, func() { r.Close() })
 		fmt.Fprintf(stdout, "attackmap-sensor: map at http://%s/live\n", displayAddr(ln.Addr()))
-		g.Go("relay", func() error { return r.Serve(ctx, ln) })
-		host := relay.Host{Name: cfg.Host, Target: target}
+		g.Go(named("relay", func() error { return r.Serve(ctx, ln) }))
 		// PublishDurable: a batch the relay could not store is not
 		// acknowledged, so the forwarder keeps it and sends it again.
-		sink := push.SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
-			return r.PublishDurable(host, batch)
+		sink := push.SinkFunc(func(_ context.Context, batch []json.RawMessage) (incident.Ack, error) {
+			return r.PublishDurable(batch)
 		})
 		if err := startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink, incidents, enricher, mets, log); err != nil {
 			return err
@@ -232,14 +184,82 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	log.Info("sensor running", "data", cfg.DataDir, "host", cfg.Host, "relays", len(cfg.Relays),
 		"serve", cfg.Serve.Listen, "geoip", len(geo.Loaded()))
 	<-ctx.Done()
-	g.wg.Wait()
-	return g.err
+	return g.Wait()
+}
+
+// openJournals opens the incidents and events journals.
+func openJournals(cfg Config, log *slog.Logger) (incidents, events *jsonl.Writer, err error) {
+	// Incidents are fsynced within a second (group commit): a
+	// crash of the process loses nothing (the line is in the page cache),
+	// a power cut at most the last second. Events are many and cheap: the
+	// OS decides, and a daily size cap bounds them.
+	//
+	// A full disk is a state: incidents the disk refuses are held in
+	// memory (incidentBacklog) and written when space returns; events are
+	// dropped and counted. Each journal logs the state once a minute.
+	incidents, err = jsonl.Open(cfg.DataDir, jsonl.Options{Prefix: "incidents",
+		RetentionDays: cfg.Retention.Days, SyncInterval: time.Second, Backlog: incidentBacklog,
+		Logger: log.With("journal", "incidents")})
+	if err != nil {
+		return nil, nil, err
+	}
+	events, err = jsonl.Open(cfg.DataDir, jsonl.Options{Prefix: "events",
+		RetentionDays: cfg.Retention.Days, MaxDailyBytes: cfg.Retention.EventsMaxDailyMB << 20, SyncInterval: -1,
+		Logger: log.With("journal", "events")})
+	if err != nil {
+		incidents.Close()
+		return nil, nil, err
+	}
+	return incidents, events, nil
+}
+
+// openEnrichment opens the GeoIP databases and threat lists and builds the
+// enricher the forwarders share. The caller closes geo.
+func openEnrichment(cfg Config, log *slog.Logger) (*geoip.DB, *threatlist.Set, *enrich.Enricher, error) {
+	var geoPaths []string
+	for _, p := range cfg.GeoIP.Paths {
+		geoPaths = append(geoPaths, cfg.dataPath(p))
+		if !filepath.IsAbs(p) {
+			// So that databases dropped in later (make geoip) are seen.
+			_ = os.MkdirAll(filepath.Dir(cfg.dataPath(p)), 0o750)
+		}
+	}
+	geo, err := geoip.Open(geoPaths, geoip.Options{Logger: log})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*geoip.DB, *threatlist.Set, *enrich.Enricher, error) {
+		geo.Close()
+		return nil, nil, nil, err
+	}
+	var lists *threatlist.Set
+	if len(cfg.ThreatLists) > 0 {
+		srcs := append([]threatlist.Source(nil), cfg.ThreatLists...)
+		for i := range srcs {
+			if srcs[i].Path != "" {
+				srcs[i].Path = cfg.dataPath(srcs[i].Path)
+			}
+		}
+		if lists, err = threatlist.New(threatlist.Options{Sources: srcs, Logger: log}); err != nil {
+			return fail(err)
+		}
+	}
+	ecfg := enrich.Config{Geo: geo, Lists: lists, Logger: log}
+	if cfg.IPAPI.Enabled {
+		ecfg.IPAPI = ipapi.New(ipapi.Options{URL: cfg.IPAPI.URL, Logger: log})
+	}
+	if cfg.AbuseIPDB.Enabled {
+		if ecfg.Abuse, err = abuseipdb.New(abuseipdb.Options{Key: cfg.AbuseIPDB.Key, DailyBudget: cfg.AbuseIPDB.DailyBudget, Logger: log}); err != nil {
+			return fail(err)
+		}
+	}
+	return geo, lists, enrich.New(ecfg), nil
 }
 
 // startForwarder opens a cursor reader for one destination and runs its
 // forwarder in g.
-func startForwarder(ctx context.Context, g *group, cfg Config, name, cursor string, sink push.Sink,
-	w *journal.Writer, e *enrich.Enricher, mets *metrics, log *slog.Logger) error {
+func startForwarder(ctx context.Context, g *errgroup.Group, cfg Config, name, cursor string, sink push.Sink,
+	w *jsonl.Writer, e *enrich.Enricher, mets *metrics, log *slog.Logger) error {
 	wake, unsubscribe := w.Subscribe()
 	r, err := journal.OpenReader(cfg.DataDir, journal.ReaderOptions{
 		Prefix: "incidents", CursorPath: filepath.Join(cfg.DataDir, cursor),
@@ -249,13 +269,16 @@ func startForwarder(ctx context.Context, g *group, cfg Config, name, cursor stri
 		unsubscribe()
 		return err
 	}
-	f := &push.Forwarder{Name: name, Reader: r, Sink: sink, Enricher: e, Logger: log}
+	f := &push.Forwarder{Name: name, Reader: r, Sink: sink, Enricher: e, Logger: log, Host: cfg.Host}
+	if t, ok := sink.(interface{ TokenID() string }); ok {
+		f.TokenID = t.TokenID()
+	}
 	mets.add(f)
-	g.Go("push "+name, func() error {
+	g.Go(named("push "+name, func() error {
 		defer unsubscribe()
 		defer r.Close()
 		return f.Run(ctx)
-	})
+	}))
 	return nil
 }
 
@@ -275,29 +298,6 @@ func cursorName(u string) string {
 	}, host)
 	sum := sha256.Sum256([]byte(u))
 	return "cursor-" + host + "-" + hex.EncodeToString(sum[:4]) + ".json"
-}
-
-func startRelay(cfg Config, log *slog.Logger) (*relay.Relay, net.Listener, error) {
-	tokenFile := cfg.Serve.TokenFile
-	if tokenFile != "" {
-		tokenFile = cfg.dataPath(tokenFile)
-	}
-	r, err := relay.New(relay.Config{
-		DataDir:      filepath.Join(cfg.DataDir, "relay"),
-		TokenFile:    tokenFile,
-		AllowOrigins: cfg.Serve.AllowOrigins,
-		Site:         static.Handler(),
-		Logger:       log.With("part", "relay"),
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Serve.Listen)
-	if err != nil {
-		r.Close()
-		return nil, nil, fmt.Errorf("--serve: %w", err)
-	}
-	return r, ln, nil
 }
 
 // displayAddr turns a listener address into one a browser can open.

@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 func env(m map[string]string) func(string) string {
@@ -85,7 +85,7 @@ func TestConfigErrorsAreOneLine(t *testing.T) {
 		{[]string{"--config", filepath.Join(dir, "missing.json")}, nil, "no such file"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 	} {
-		err := Run(context.Background(), c.args, env(c.env), io.Discard, io.Discard)
+		err := Run(context.Background(), c.args, env(c.env), io.Discard, io.Discard, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: err = %v, want one line containing %q", c.args, err, c.want)
 		}
@@ -94,7 +94,7 @@ func TestConfigErrorsAreOneLine(t *testing.T) {
 
 func TestPrintConfigIsTheValidDefault(t *testing.T) {
 	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"--print-config"}, env(nil), &out, io.Discard); err != nil {
+	if err := Run(context.Background(), []string{"--print-config"}, env(nil), &out, io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ParseConfig(out.Bytes()); err != nil {
@@ -203,7 +203,7 @@ func TestServeEnrichesAndDeliversToTheEmbeddedRelay(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"--config", cfgFile, "--data", filepath.Join(dir, "data"), "--serve", "127.0.0.1:0"},
-			env(nil), stdout, io.Discard)
+			env(nil), stdout, io.Discard, testRelay)
 	}()
 	var base string
 	select {
@@ -222,7 +222,7 @@ func TestServeEnrichesAndDeliversToTheEmbeddedRelay(t *testing.T) {
 	defer scancel()
 	ids := sseIDs(t, sctx, base)
 	// Another process's writer: only inotify wakes the reader.
-	w, err := journal.Open(filepath.Join(dir, "data"), journal.Options{Prefix: "incidents", SyncInterval: -1})
+	w, err := jsonl.Open(filepath.Join(dir, "data"), jsonl.Options{Prefix: "incidents", SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestSIGKILLLosesNothingAndRepeatsNothing(t *testing.T) {
 		return cmd
 	}
 
-	w, err := journal.Open(data, journal.Options{Prefix: "incidents", SyncInterval: -1})
+	w, err := jsonl.Open(data, jsonl.Options{Prefix: "incidents", SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

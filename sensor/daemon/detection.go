@@ -7,15 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/sensor/detect"
 	"github.com/attackmap/attackmap/sensor/enrich/threatlist"
 	"github.com/attackmap/attackmap/sensor/event"
-	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/kernel"
 	"github.com/attackmap/attackmap/sensor/logsrc"
 	"github.com/attackmap/attackmap/sensor/respond"
@@ -41,8 +40,8 @@ const flushEvery = 2 * time.Second
 // stage can be restarted or replaced without touching it.
 type detection struct {
 	cfg       Config
-	incidents *journal.Writer
-	events    *journal.Writer
+	incidents *jsonl.Writer
+	events    *jsonl.Writer
 	// lists answers the c2_connect detector's "is this destination on a
 	// threat list?" (nil when no list is configured).
 	lists *threatlist.Set
@@ -54,12 +53,18 @@ type detection struct {
 	// (nil in tests that run the stage alone).
 	reg  prometheus.Registerer
 	mets *detectionMetrics
+	// target is the sensor's own location from the configuration (nil:
+	// none), stamped on every incident by stamp.
+	target *incident.Location
 }
 
 // run runs the detection stage until ctx ends.
 func (d *detection) run(ctx context.Context) error {
 	dcfg, err := detect.DecodeConfig(d.cfg.Detect)
 	if err != nil {
+		return err
+	}
+	if d.target, err = d.cfg.Target.Location(); err != nil {
 		return err
 	}
 	if d.cfg.IncludePrivate {
@@ -210,29 +215,28 @@ func (d *detection) startKernel() *kernel.Collector {
 }
 
 // logConfig turns the configured paths into the collectors' configuration.
-// Paths left at the built-in defaults are the system's usual places: only
+// Lists left at the built-in defaults are the system's usual places: only
 // those that exist are followed (and the journal when there is no auth
-// file). Paths given by flag or config file are followed even before they
-// exist (the tailer waits for them).
+// file). Lists given by flag or config file (LogPaths.given) are followed
+// even before their files exist (the tailer waits for them).
 func (d *detection) logConfig() logsrc.Config {
-	var def Config
-	_ = decodeStrict(defaultConfig, &def)
+	logs := d.cfg.Logs
 	var lc logsrc.Config
 	sys := logsrc.Defaults()
-	pick := func(given, defaults, found []string) []string {
-		if reflect.DeepEqual(given, defaults) {
-			return found
+	pick := func(given bool, paths, found []string) []string {
+		if given {
+			return paths
 		}
-		return given
+		return found
 	}
-	lc.AuthLogs = pick(d.cfg.Logs.Auth, def.Logs.Auth, existing(def.Logs.Auth))
-	lc.AccessLogs = pick(d.cfg.Logs.Access, def.Logs.Access, sys.AccessLogs)
-	lc.ErrorLogs = pick(d.cfg.Logs.Error, def.Logs.Error, sys.ErrorLogs)
-	lc.FWLogs = pick(d.cfg.Logs.Firewall, def.Logs.Firewall, existing(def.Logs.Firewall))
-	if reflect.DeepEqual(d.cfg.Logs.Auth, def.Logs.Auth) && len(lc.AuthLogs) == 0 {
+	lc.AuthLogs = pick(logs.given.auth, logs.Auth, existing(logs.Auth))
+	lc.AccessLogs = pick(logs.given.access, logs.Access, sys.AccessLogs)
+	lc.ErrorLogs = pick(logs.given.error, logs.Error, sys.ErrorLogs)
+	lc.FWLogs = pick(logs.given.firewall, logs.Firewall, existing(logs.Firewall))
+	if !logs.given.auth && len(lc.AuthLogs) == 0 {
 		lc.UseJournal = sys.UseJournal
 	}
-	if reflect.DeepEqual(d.cfg.Logs.Firewall, def.Logs.Firewall) && len(lc.FWLogs) == 0 {
+	if !logs.given.firewall && len(lc.FWLogs) == 0 {
 		lc.JournalFirewall = sys.JournalFirewall
 	}
 	lc.StateDir = d.cfg.DataDir
@@ -255,32 +259,77 @@ func existing(paths []string) []string {
 func (d *detection) handle(eng *detect.Engine, ev event.Event) {
 	// A full disk is counted and reported by the journal itself, once a
 	// minute: one line per event would flood the log.
-	if err := d.events.AppendJSON(&ev); err != nil && !errors.Is(err, journal.ErrDayFull) && !errors.Is(err, journal.ErrNotWritten) {
+	if err := d.events.AppendJSON(&ev); err != nil && !errors.Is(err, jsonl.ErrDayFull) && !errors.Is(err, jsonl.ErrNotWritten) {
 		d.log.Warn("events journal", "err", err)
+	}
+	if d.mets != nil {
+		d.mets.seen(ev.Source)
 	}
 	d.write(eng.Handle(ev))
 }
 
+// write stamps, journals and offers the incidents the detectors raised.
 func (d *detection) write(ins []incident.Incident) {
 	for i := range ins {
 		in := &ins[i]
-		if in.Host == "" {
-			in.Host = d.cfg.Host
-		}
+		d.stamp(in)
 		if d.resp != nil {
 			d.resp.Annotate(in) // a growing incident keeps its decided action
 		}
-		if err := in.Validate(); err != nil {
-			// A detector bug must not poison the queue: the relay would
-			// reject it anyway, and the line would be skipped there.
-			d.log.Error("detector produced an invalid incident; dropped", "id", in.ID, "err", err)
-			continue
+		if err := appendIncident(d.incidents, in); err != nil {
+			if errors.Is(err, errInvalidIncident) {
+				// A detector bug must not poison the queue: the relay
+				// would reject it anyway, and the line would be skipped
+				// there.
+				d.log.Error("detector produced an invalid incident; dropped", "id", in.ID, "err", err)
+				continue
+			}
+			if !errors.Is(err, jsonl.ErrNotWritten) {
+				d.log.Error("incidents journal", "id", in.ID, "err", err)
+			}
 		}
-		if err := d.incidents.AppendJSON(in); err != nil && !errors.Is(err, journal.ErrNotWritten) {
-			d.log.Error("incidents journal", "id", in.ID, "err", err)
+		if d.mets != nil {
+			d.mets.raised(in.Source)
 		}
 		if d.resp != nil {
 			d.resp.Offer(*in)
 		}
 	}
+}
+
+// stamp is the one place on the sensor that sets who saw an incident:
+// the sensor's host name and its own location (the arc's end), unless
+// the detector set them. The relay stamps both again from the token it
+// accepted (relay/prepare.go), its one place.
+func (d *detection) stamp(in *incident.Incident) {
+	if in.Host == "" {
+		in.Host = d.cfg.Host
+	}
+	if in.Target == nil && d.target != nil {
+		t := *d.target
+		in.Target = &t
+	}
+}
+
+// errInvalidIncident marks an incident that failed Validate or CheckSize.
+var errInvalidIncident = errors.New("invalid incident")
+
+// appendIncident is the sensor's one encode of an incident: its fields
+// are validated (without encoding), it is encoded once, its size is
+// checked on those bytes, and the bytes become the journal line that the
+// forwarders read, decode once and pass on unchanged unless enrichment
+// added to them. The detection stage and the responder's updates both
+// write through it.
+func appendIncident(w *jsonl.Writer, in *incident.Incident) error {
+	if err := in.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errInvalidIncident, err)
+	}
+	b, err := incident.Marshal(in)
+	if err == nil {
+		err = incident.CheckSize(b)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errInvalidIncident, err)
+	}
+	return w.Append(b)
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,15 @@ type detectionMetrics struct {
 	engine atomic.Pointer[detect.Stats]
 	resp   *respond.Responder
 
+	// events counts raw events by source and incidents the incidents
+	// raised by detector. The detection goroutine finds its counter in
+	// a map (no label hashing, no allocation per event once a name was
+	// seen); the map is only locked to add a name and to scrape.
+	labelsMu  sync.Mutex
+	events    map[string]*atomic.Uint64
+	incidents map[string]*atomic.Uint64
+
+	eventsBy, incidentsBy                         *prometheus.Desc
 	keys, evicted, ahead                          *prometheus.Desc
 	active, blocks, skips, expired, offersDropped *prometheus.Desc
 	kernelDrops                                   *prometheus.Desc
@@ -27,7 +37,11 @@ type detectionMetrics struct {
 func newDetectionMetrics(resp *respond.Responder) *detectionMetrics {
 	b := []string{"backend"}
 	return &detectionMetrics{
-		resp: resp,
+		resp: resp, events: map[string]*atomic.Uint64{}, incidents: map[string]*atomic.Uint64{},
+		eventsBy: prometheus.NewDesc("attackmap_sensor_events_total",
+			"Raw events the collectors delivered to the detectors, by source (sshd, nginx, ebpf, ...).", []string{"source"}, nil),
+		incidentsBy: prometheus.NewDesc("attackmap_sensor_incidents_total",
+			"Incident copies written to the incidents journal (a new incident or an update), by detector.", []string{"detector"}, nil),
 		keys: prometheus.NewDesc("attackmap_sensor_detector_keys",
 			"Source addresses the detectors track, summed over detectors (capped per detector by detect.max_keys).", nil, nil),
 		evicted: prometheus.NewDesc("attackmap_sensor_detector_evicted_total",
@@ -49,17 +63,53 @@ func newDetectionMetrics(resp *respond.Responder) *detectionMetrics {
 	}
 }
 
+// maxLabels caps the distinct sources and detectors counted by name:
+// both come from code, not from input (a few dozen at most), so the cap
+// only guards the metric's cardinality against a future bug; names past it
+// are counted as "other".
+const maxLabels = 64
+
+// seen counts one raw event of source.
+func (m *detectionMetrics) seen(source string) { m.bump(m.events, source) }
+
+// raised counts one incident copy of detector.
+func (m *detectionMetrics) raised(detector string) { m.bump(m.incidents, detector) }
+
+func (m *detectionMetrics) bump(by map[string]*atomic.Uint64, name string) {
+	m.labelsMu.Lock()
+	c := by[name]
+	if c == nil {
+		if len(by) >= maxLabels {
+			name = "other"
+		}
+		if c = by[name]; c == nil {
+			c = new(atomic.Uint64)
+			by[name] = c
+		}
+	}
+	m.labelsMu.Unlock()
+	c.Add(1)
+}
+
 // publish records the engine's state for the next scrape.
 func (m *detectionMetrics) publish(s detect.Stats) { m.engine.Store(&s) }
 
 func (m *detectionMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.keys, m.evicted, m.ahead, m.active, m.blocks, m.skips, m.expired,
+	for _, d := range []*prometheus.Desc{m.eventsBy, m.incidentsBy, m.keys, m.evicted, m.ahead, m.active, m.blocks, m.skips, m.expired,
 		m.offersDropped, m.kernelDrops} {
 		ch <- d
 	}
 }
 
 func (m *detectionMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.labelsMu.Lock()
+	for name, c := range m.events {
+		ch <- prometheus.MustNewConstMetric(m.eventsBy, prometheus.CounterValue, float64(c.Load()), name)
+	}
+	for name, c := range m.incidents {
+		ch <- prometheus.MustNewConstMetric(m.incidentsBy, prometheus.CounterValue, float64(c.Load()), name)
+	}
+	m.labelsMu.Unlock()
 	if s := m.engine.Load(); s != nil {
 		ch <- prometheus.MustNewConstMetric(m.keys, prometheus.GaugeValue, float64(s.Keys))
 		ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(s.Evicted))

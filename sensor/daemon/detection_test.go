@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // TestDetectionJournalsEventsAndIncidents runs the detection stage on a real
@@ -31,12 +31,12 @@ func TestDetectionJournalsEventsAndIncidents(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.IncludePrivate = true
-	incidents, err := journal.Open(dir, journal.Options{Prefix: "incidents"})
+	incidents, err := jsonl.Open(dir, jsonl.Options{Prefix: "incidents"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer incidents.Close()
-	events, err := journal.Open(dir, journal.Options{Prefix: "events"})
+	events, err := jsonl.Open(dir, jsonl.Options{Prefix: "events"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestDetectionJournalsEventsAndIncidents(t *testing.T) {
 
 func readLines(t *testing.T, dir, prefix string) []string {
 	t.Helper()
-	names, err := journal.List(dir, prefix)
+	names, err := jsonl.List(dir, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

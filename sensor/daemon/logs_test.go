@@ -49,3 +49,42 @@ func TestErrorLogsInTheConfigFile(t *testing.T) {
 		t.Fatalf("logs.error %v", cfg.Logs.Error)
 	}
 }
+
+// A list the user gives is followed as given, even when it equals the
+// built-in default (whose files are otherwise followed only where they
+// exist); a list left out falls back to what exists.
+func TestGivenLogListsAreFollowedEvenWhenEqualToTheDefaults(t *testing.T) {
+	def, err := ParseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(p, []byte(`{"logs": {"AUTH": ["/var/log/auth.log", "/var/log/secure"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"config file", []string{"--config", p}},
+		{"flags", []string{"--auth-log", "/var/log/auth.log", "--auth-log", "/var/log/secure"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseArgs(append(tc.args, "--data", dir), env(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Logs.Auth, def.Logs.Auth) {
+				t.Fatalf("test premise: auth %v is not the default %v", cfg.Logs.Auth, def.Logs.Auth)
+			}
+			lc := (&detection{cfg: cfg, log: slog.New(slog.DiscardHandler)}).logConfig()
+			if !reflect.DeepEqual(lc.AuthLogs, def.Logs.Auth) || lc.UseJournal {
+				t.Errorf("auth logs %v (journal %v), want %v as given", lc.AuthLogs, lc.UseJournal, def.Logs.Auth)
+			}
+			if want := existing(def.Logs.Firewall); !reflect.DeepEqual(lc.FWLogs, want) {
+				t.Errorf("firewall logs %v, want the defaults that exist %v", lc.FWLogs, want)
+			}
+		})
+	}
+}

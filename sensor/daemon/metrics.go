@@ -1,18 +1,23 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/sensor/geoip"
 	"github.com/attackmap/attackmap/sensor/push"
 )
 
@@ -23,7 +28,11 @@ import (
 // caps, torn lines cut or skipped.
 type metrics struct {
 	dataDir  string
-	journals map[string]*journal.Writer
+	journals map[string]*jsonl.Writer
+	// incidents is the journal the forwarders read (for their lag); geo
+	// the GeoIP databases in service (set by run once they are open).
+	incidents *jsonl.Writer
+	geo       *geoip.DB
 
 	mu         sync.Mutex
 	forwarders []*push.Forwarder
@@ -33,13 +42,18 @@ type metrics struct {
 	delivered, rejected, failures      *prometheus.Desc
 	malformed, readTorn, resent        *prometheus.Desc
 	stuck, commitFails, indexFails     *prometheus.Desc
+	journalBytes                       *prometheus.Desc
+	lagBytes, lagIncidents             *prometheus.Desc
+	relayUp, lastAck                   *prometheus.Desc
+	authOK                             *prometheus.Desc
+	geoInfo, geoAge                    *prometheus.Desc
 }
 
-func newMetrics(dataDir string, journals map[string]*journal.Writer) *metrics {
+func newMetrics(dataDir string, journals map[string]*jsonl.Writer) *metrics {
 	j := []string{"journal"}
 	r := []string{"relay"}
 	return &metrics{
-		dataDir: dataDir, journals: journals,
+		dataDir: dataDir, journals: journals, incidents: journals["incidents"],
 		lost: prometheus.NewDesc("attackmap_sensor_journal_lost_total",
 			"Journal lines lost because the disk refused them (full disk) and the in-memory backlog was full.", j, nil),
 		dropped: prometheus.NewDesc("attackmap_sensor_journal_dropped_total",
@@ -70,6 +84,22 @@ func newMetrics(dataDir string, journals map[string]*journal.Writer) *metrics {
 			"Failed cursor writes (retried).", r, nil),
 		indexFails: prometheus.NewDesc("attackmap_sensor_sent_index_failures_total",
 			"Failed sent-index writes; each may cost a resend, which the relay drops.", r, nil),
+		journalBytes: prometheus.NewDesc("attackmap_sensor_journal_bytes",
+			"Bytes in the journal's files on disk (every day kept by the retention).", j, nil),
+		lagBytes: prometheus.NewDesc("attackmap_sensor_push_lag_bytes",
+			"Bytes of the incidents journal after the relay's stored cursor: what is not yet acknowledged.", r, nil),
+		lagIncidents: prometheus.NewDesc("attackmap_sensor_push_lag_incidents",
+			"Incident lines of the incidents journal after the relay's stored cursor (counted in the first 16 MiB, estimated past it).", r, nil),
+		relayUp: prometheus.NewDesc("attackmap_sensor_relay_connected",
+			"1 while the last delivery to the relay succeeded, 0 after a failure (relay down, token refused) or before the first delivery.", r, nil),
+		authOK: prometheus.NewDesc("attackmap_sensor_relay_auth_ok",
+			"1 when the relay accepted the sensor's token at the last answer, 0 while it rejects it (absent before the first answer); see GET /healthz.", r, nil),
+		lastAck: prometheus.NewDesc("attackmap_sensor_relay_last_ack_timestamp_seconds",
+			"When the relay last acknowledged a batch (Unix time; absent before the first ack).", r, nil),
+		geoInfo: prometheus.NewDesc("attackmap_sensor_geoip_database_info",
+			"1 for every GeoIP database in service, labelled with its path, type and geo source.", []string{"path", "type", "source"}, nil),
+		geoAge: prometheus.NewDesc("attackmap_sensor_geoip_database_age_seconds",
+			"Age of a GeoIP database in service, from its build time (monthly releases: alert past about 45 days).", []string{"path"}, nil),
 	}
 }
 
@@ -81,7 +111,8 @@ func (m *metrics) add(f *push.Forwarder) {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.lost, m.dropped, m.held, m.failing, m.torn, m.free,
-		m.delivered, m.rejected, m.failures, m.malformed, m.readTorn, m.resent, m.stuck, m.commitFails, m.indexFails} {
+		m.delivered, m.rejected, m.failures, m.malformed, m.readTorn, m.resent, m.stuck, m.commitFails, m.indexFails,
+		m.journalBytes, m.lagBytes, m.lagIncidents, m.relayUp, m.lastAck, m.authOK, m.geoInfo, m.geoAge} {
 		ch <- d
 	}
 }
@@ -106,8 +137,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.held, float64(s.Held), name)
 		gauge(m.failing, b2f(s.Failing), name)
 		counter(m.torn, s.Torn, name)
+		if files, err := jsonl.List(w.Dir(), w.Prefix()); err == nil {
+			gauge(m.journalBytes, float64(filesBytes(w.Dir(), files)), name)
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(m.free, prometheus.GaugeValue, float64(journal.FreeBytes(m.dataDir)))
+	ch <- prometheus.MustNewConstMetric(m.free, prometheus.GaugeValue, float64(jsonl.FreeBytes(m.dataDir)))
 	m.mu.Lock()
 	fs := append([]*push.Forwarder(nil), m.forwarders...)
 	m.mu.Unlock()
@@ -122,17 +156,108 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.stuck, b2f(s.CursorStuck), f.Name)
 		counter(m.commitFails, s.CommitFailures, f.Name)
 		counter(m.indexFails, s.IndexFailures, f.Name)
+		gauge(m.relayUp, b2f(s.Connected), f.Name)
+		if s.AuthKnown {
+			// A relay that cannot be reached says nothing of the
+			// token: only a rejection makes this 0.
+			gauge(m.authOK, b2f(!s.TokenRejected), f.Name)
+		}
+		if !s.LastAck.IsZero() {
+			gauge(m.lastAck, float64(s.LastAck.UnixNano())/1e9, f.Name)
+		}
+		if m.incidents != nil && f.Reader != nil {
+			if b, n, err := lag(m.incidents.Dir(), m.incidents.Prefix(), f.Reader.Committed().File, f.Reader.Committed().Offset); err == nil {
+				gauge(m.lagBytes, float64(b), f.Name)
+				gauge(m.lagIncidents, float64(n), f.Name)
+			}
+		}
 	}
+	if m.geo != nil {
+		now := time.Now()
+		for _, st := range m.geo.Status() {
+			if !st.Loaded {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(m.geoInfo, prometheus.GaugeValue, 1, st.Path, st.Type, st.Source)
+			ch <- prometheus.MustNewConstMetric(m.geoAge, prometheus.GaugeValue, now.Sub(st.Built).Seconds(), st.Path)
+		}
+	}
+}
+
+// filesBytes sums the sizes of the named files in dir.
+func filesBytes(dir string, names []string) int64 {
+	var n int64
+	for _, name := range names {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// lagScan caps the bytes a scrape reads to count the lines behind one
+// cursor: 16 MiB is about 16,000 incidents and takes a few milliseconds;
+// past it the count is extrapolated from the lines in that much, so a
+// relay that has been down for days does not make every scrape read the
+// whole journal.
+const lagScan = 16 << 20
+
+// lag measures what follows the cursor (file, off) in the journal: bytes
+// on disk, and incident lines (complete lines, counted up to lagScan and
+// estimated past it). A cursor on no file (a new reader) is behind
+// everything.
+func lag(dir, prefix, file string, off int64) (behind, lines int64, err error) {
+	names, err := jsonl.List(dir, prefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	var scanned, counted int64
+	buf := make([]byte, 64<<10)
+	for _, name := range names {
+		if file != "" && name < file {
+			continue
+		}
+		start := int64(0)
+		if name == file {
+			start = off
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			continue // removed by the retention since List
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() <= start {
+			f.Close()
+			continue
+		}
+		behind += fi.Size() - start
+		r := io.NewSectionReader(f, start, fi.Size()-start)
+		for scanned < lagScan {
+			n, err := r.Read(buf[:min(int64(len(buf)), lagScan-scanned)])
+			scanned += int64(n)
+			counted += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			if err != nil {
+				break
+			}
+		}
+		f.Close()
+	}
+	if behind > scanned && scanned > 0 {
+		return behind, counted * behind / scanned, nil
+	}
+	return behind, counted, nil
 }
 
 // metricsReadHeader bounds reading a scrape request's head: Prometheus
 // sends it at once; 10 s covers a slow network.
 const metricsReadHeader = 10 * time.Second
 
-// serveMetrics serves reg on ln until ctx ends.
-func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+// serveMetrics serves reg on ln until ctx ends (GET /metrics), and health
+// on GET /healthz.
+func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry, health http.HandlerFunc, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeader}
 	go func() {
 		<-ctx.Done()

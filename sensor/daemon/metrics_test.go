@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +29,7 @@ func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
-			"--auth-log", filepath.Join(dir, "auth.log")}, env(nil), io.Discard, io.Discard)
+			"--auth-log", filepath.Join(dir, "auth.log")}, env(nil), io.Discard, io.Discard, nil)
 	}()
 	defer func() {
 		cancel()
@@ -63,6 +67,73 @@ func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
 	for _, w := range want {
 		if !strings.Contains(body, w) {
 			t.Errorf("no %q in /metrics", w)
+		}
+	}
+}
+
+// The metrics the sensor's operators asked for: events by source,
+// incidents by detector, journal bytes, the lag behind the journal's end
+// and the relay's connection state, here with a relay that is down.
+func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	auth := filepath.Join(dir, "auth.log")
+	var lines strings.Builder
+	now := time.Now().UTC()
+	for i := range 8 {
+		fmt.Fprintf(&lines, "%s web-1 sshd[812]: Failed password for root from 127.9.8.7 port %d ssh2\n",
+			now.Add(time.Duration(i)*time.Second).Format("2006-01-02T15:04:05.000000-07:00"), 40000+i)
+	}
+	if err := os.WriteFile(auth, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "sensor.json")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`{"logs": {"auth": [%q], "access": [], "firewall": [], "from_start": true},
+		"ebpf": {"enabled": false}}`, auth)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"--config", cfgFile, "--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
+			"--include-private", "--relay", "ws://127.0.0.1:1/api/ingest", "--token", "t"},
+			env(nil), io.Discard, io.Discard, nil)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`attackmap_sensor_events_total\{source="[a-z_]+"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="ssh_bruteforce"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_journal_bytes\{journal="incidents"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_push_lag_bytes\{relay="ws://127.0.0.1:1/api/ingest"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_push_lag_incidents\{relay="ws://127.0.0.1:1/api/ingest"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_relay_connected\{relay="ws://127.0.0.1:1/api/ingest"\} 0`),
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if !slices.ContainsFunc(want, func(re *regexp.Regexp) bool { return !re.MatchString(body) }) {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, re := range want {
+		if !re.MatchString(body) {
+			t.Errorf("no %s in /metrics", re)
 		}
 	}
 }

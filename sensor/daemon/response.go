@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/sensor/respond"
 )
 
@@ -13,7 +15,7 @@ import (
 // Its updates (the incident with its action) go to the incidents journal
 // like any detector output, so the forwarders deliver them to every relay
 // as an update under the same id.
-func startResponse(ctx context.Context, g *group, cfg Config, incidents *journal.Writer, log *slog.Logger) (*respond.Responder, error) {
+func startResponse(ctx context.Context, g *errgroup.Group, cfg Config, incidents *jsonl.Writer, log *slog.Logger) (*respond.Responder, error) {
 	relays := make([]string, 0, len(cfg.Relays))
 	for _, rc := range cfg.Relays {
 		relays = append(relays, rc.URL)
@@ -22,7 +24,7 @@ func startResponse(ctx context.Context, g *group, cfg Config, incidents *journal
 		Config: cfg.Response, DataDir: cfg.DataDir, Relays: relays,
 		RetentionDays: cfg.Retention.Days, Logger: log,
 		Update: func(in incident.Incident) {
-			if err := incidents.AppendJSON(&in); err != nil {
+			if err := appendIncident(incidents, &in); err != nil {
 				log.Error("incidents journal", "id", in.ID, "err", err)
 			}
 		},
@@ -30,6 +32,6 @@ func startResponse(ctx context.Context, g *group, cfg Config, incidents *journal
 	if err != nil {
 		return nil, err
 	}
-	g.Go("response", func() error { return r.Run(ctx) })
+	g.Go(named("response", func() error { return r.Run(ctx) }))
 	return r, nil
 }

@@ -13,7 +13,7 @@ import (
 func TestEveryDetectorIsAKnownSource(t *testing.T) {
 	for _, name := range Detectors() {
 		if !incident.KnownSource(name) {
-			t.Errorf("detector %q is not in incident.KnownSources(); add it to incident/sources.go", name)
+			t.Errorf("detector %q is not an incident.KnownSource; add it to incident/sources.go", name)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	_ "time/tzdata" // --tz works on hosts without /usr/share/zoneinfo
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/attackmap/attackmap/sensor/detect"
 	"github.com/attackmap/attackmap/sensor/event"
 	"github.com/attackmap/attackmap/sensor/logparse"
@@ -67,6 +68,15 @@ skipped and counted (a summary goes to stderr).
                     such events did with it (the buckets it fed, before -> after,
                     the web rules it matched, or why it was ignored), and the
                     incidents it raised or updated ("=> " and the incident JSON)
+
+Examples:
+  attackmap-sensor detect --auth-log /var/log/auth.log --auth-log /var/log/auth.log.1
+  attackmap-sensor detect --access-log access.log --tz Europe/Berlin --include-private
+  journalctl -u ssh -o json > ssh.json && attackmap-sensor detect --auth-log ssh.json
+  attackmap-sensor detect --access-log access.log --explain | less
+
+Exit status: 0 success, 1 an input could not be read, 2 a bad flag, zone,
+year or --config file.
 `
 
 // maxLine caps a log line read in a replay; longer lines are skipped.
@@ -79,13 +89,77 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-// Run implements `attackmap-sensor detect`. Errors are one line; the
-// caller maps them to exit status 2.
+// Run implements `attackmap-sensor detect`. Errors are one line; a bad
+// command line or --config file is a cli.UsageError (exit status 2), an
+// input that cannot be read a plain error (1).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return run(ctx, args, stdout, stderr, time.Now)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
+	o, err := parseOptions(args, stdout, now)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Open every input before writing anything, so a typo fails at once.
+	streams, err := o.open()
+	defer func() {
+		for _, s := range streams {
+			s.f.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	var evOut *bufio.Writer
+	if o.eventsOut != "" {
+		f, err := os.Create(o.eventsOut)
+		if err != nil {
+			return fmt.Errorf("detect: --events-out: %w", err)
+		}
+		defer f.Close()
+		evOut = bufio.NewWriter(f)
+	}
+	rp := &replay{eng: detect.New(o.cfg, detect.WithWebRules(o.rules)), w: bufio.NewWriter(stdout),
+		evOut: evOut, explain: o.explain, stderr: stderr}
+	if err := rp.run(ctx, streams); err != nil {
+		return err
+	}
+	if err := rp.w.Flush(); err != nil {
+		return fmt.Errorf("detect: writing incidents: %w", err)
+	}
+	if evOut != nil {
+		if err := evOut.Flush(); err != nil {
+			return fmt.Errorf("detect: --events-out: %w", err)
+		}
+	}
+	var lines, skipped int
+	for _, s := range streams {
+		lines += s.lines
+		skipped += s.skipped
+	}
+	fmt.Fprintf(stderr, "detect: %d lines, %d events, %d unrecognised lines skipped, %d incidents written\n",
+		lines, rp.events, skipped, rp.incidents)
+	return nil
+}
+
+// options are detect's command line, checked.
+type options struct {
+	auth, access, errLogs, fw, events []string
+	parse                             logparse.Options
+	cfg                               detect.Config
+	rules                             *webrule.Set
+	eventsOut                         string
+	explain                           bool
+}
+
+// parseOptions reads the flags and the --config file. It returns
+// flag.ErrHelp after printing the help, and usage errors (exit status 2)
+// for anything wrong in them.
+func parseOptions(args []string, stdout io.Writer, now func() time.Time) (options, error) {
 	fs := flag.NewFlagSet("detect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var auth, access, errLogs, fw, events listFlag
@@ -103,31 +177,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
-			return nil
+			return options{}, err
 		}
-		return fmt.Errorf("detect: %v (see attackmap-sensor detect -h)", err)
+		return options{}, cli.FlagError("attackmap-sensor detect", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("detect: unexpected argument %q (files go after --auth-log, --access-log, --error-log, --fw-log or --events)", fs.Arg(0))
+		return options{}, cli.Usagef("detect: unexpected argument %q (files go after --auth-log, --access-log, --error-log, --fw-log or --events)", fs.Arg(0))
 	}
 	if len(auth)+len(access)+len(errLogs)+len(fw)+len(events) == 0 {
-		return errors.New("detect: no input: give --auth-log, --access-log, --error-log, --fw-log or --events")
+		return options{}, cli.Usagef("detect: no input: give --auth-log, --access-log, --error-log, --fw-log or --events")
 	}
 	if *year != 0 && (*year < 1970 || *year > 9999) {
-		return fmt.Errorf("detect: --year %d is not a year", *year)
+		return options{}, cli.Usagef("detect: --year %d is not a year", *year)
 	}
 	loc, err := time.LoadLocation(*tz)
 	if err != nil {
-		return fmt.Errorf("detect: --tz %q: unknown zone", *tz)
+		return options{}, cli.Usagef("detect: --tz %q: unknown zone", *tz)
 	}
 	cfg := detect.DefaultConfig()
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
 		if err != nil {
-			return fmt.Errorf("detect: --config: %w", err)
+			return options{}, cli.Usage(fmt.Errorf("detect: --config: %w", err))
 		}
 		if cfg, err = detect.DecodeConfig(b); err != nil {
-			return fmt.Errorf("detect: --config %s: %w", *configFile, err)
+			return options{}, cli.Usage(fmt.Errorf("detect: --config %s: %w", *configFile, err))
 		}
 	}
 	if *includePrivate {
@@ -135,19 +209,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	}
 	rules, err := webrule.Load(cfg.WebRules...)
 	if err != nil {
-		return fmt.Errorf("detect: web_rules: %w", oneLine(err))
+		return options{}, cli.Usage(fmt.Errorf("detect: web_rules: %w", oneLine(err)))
 	}
+	return options{auth: auth, access: access, errLogs: errLogs, fw: fw, events: events,
+		parse: logparse.Options{Year: *year, Location: loc, Now: now}, cfg: cfg, rules: rules,
+		eventsOut: *eventsOut, explain: *explain}, nil
+}
 
-	// Open every input before writing anything, so a typo fails at once.
-	popts := logparse.Options{Year: *year, Location: loc, Now: now}
+// open opens every input with its decoder. The streams opened before an
+// error are returned with it, for the caller to close.
+func (o *options) open() ([]*stream, error) {
 	var streams []*stream
-	parserName := "" // the parser of the files add opens next, for --explain
-	defer func() {
-		for _, s := range streams {
-			s.f.Close()
-		}
-	}()
-	add := func(paths []string, mk func() func([]byte) (event.Event, bool)) error {
+	add := func(paths []string, parser string, decode func() func([]byte) (event.Event, bool)) error {
 		for _, p := range paths {
 			f, err := os.Open(p)
 			if err != nil {
@@ -157,68 +230,64 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 				f.Close()
 				return fmt.Errorf("detect: %s is a directory", p)
 			}
-			streams = append(streams, &stream{name: p, f: f, r: bufio.NewReaderSize(f, 64<<10), decode: mk(), parser: parserName})
+			streams = append(streams, &stream{name: p, f: f, r: bufio.NewReaderSize(f, 64<<10), decode: decode(), parser: parser})
 		}
 		return nil
 	}
-	decoder := func(k logsrc.Kind) func() func([]byte) (event.Event, bool) {
-		parserName = k.String() + " parser"
-		return func() func([]byte) (event.Event, bool) { return logsrc.NewDecoder(k, popts).Decode }
-	}
-	if err := add(auth, decoder(logsrc.Auth)); err != nil {
-		return err
-	}
-	if err := add(access, decoder(logsrc.Access)); err != nil {
-		return err
-	}
-	if err := add(errLogs, decoder(logsrc.Error)); err != nil {
-		return err
-	}
-	if err := add(fw, decoder(logsrc.Firewall)); err != nil {
-		return err
-	}
-	parserName = "raw event reader"
-	if err := add(events, func() func([]byte) (event.Event, bool) { return decodeEvent }); err != nil {
-		return err
-	}
-	var evOut *bufio.Writer
-	if *eventsOut != "" {
-		f, err := os.Create(*eventsOut)
-		if err != nil {
-			return fmt.Errorf("detect: --events-out: %w", err)
+	for _, in := range []struct {
+		paths []string
+		kind  logsrc.Kind
+	}{{o.auth, logsrc.Auth}, {o.access, logsrc.Access}, {o.errLogs, logsrc.Error}, {o.fw, logsrc.Firewall}} {
+		decode := func() func([]byte) (event.Event, bool) { return logsrc.NewDecoder(in.kind, o.parse).Decode }
+		if err := add(in.paths, in.kind.String()+" parser", decode); err != nil {
+			return streams, err
 		}
-		defer f.Close()
-		evOut = bufio.NewWriter(f)
 	}
+	err := add(o.events, "raw event reader", func() func([]byte) (event.Event, bool) { return decodeEvent })
+	return streams, err
+}
 
-	eng := detect.New(cfg, detect.WithWebRules(rules))
-	w := bufio.NewWriter(stdout)
-	var nIncidents, nEvents int
-	emit := func(ins []incident.Incident) error {
-		for i := range ins {
-			if err := ins[i].Validate(); err != nil {
-				fmt.Fprintf(stderr, "detect: dropping invalid incident %s: %v\n", ins[i].ID, err)
-				continue
-			}
-			b, err := incident.Marshal(&ins[i])
-			if err != nil {
-				return fmt.Errorf("detect: %w", err)
-			}
-			if *explain {
-				w.WriteString("  => ")
-			}
-			w.Write(b)
-			w.WriteByte('\n')
-			nIncidents++
+// replay runs the merged inputs through the detectors and writes the
+// incidents (and, with --events-out, the raw events).
+type replay struct {
+	eng     *detect.Engine
+	w       *bufio.Writer
+	evOut   *bufio.Writer // nil without --events-out
+	explain bool
+	stderr  io.Writer
+
+	events, incidents int
+}
+
+// emit writes valid incidents, one JSON line each.
+func (rp *replay) emit(ins []incident.Incident) error {
+	for i := range ins {
+		if err := ins[i].Validate(); err != nil {
+			fmt.Fprintf(rp.stderr, "detect: dropping invalid incident %s: %v\n", ins[i].ID, err)
+			continue
 		}
-		return nil
+		b, err := incident.Marshal(&ins[i])
+		if err != nil {
+			return fmt.Errorf("detect: %w", err)
+		}
+		if rp.explain {
+			rp.w.WriteString("  => ")
+		}
+		rp.w.Write(b)
+		rp.w.WriteByte('\n')
+		rp.incidents++
 	}
-	if *explain {
+	return nil
+}
+
+// run merges the streams by event time, so that the detectors see one
+// timeline, and flushes the detectors at the end of the input.
+func (rp *replay) run(ctx context.Context, streams []*stream) error {
+	if rp.explain {
 		for _, s := range streams {
-			s.skip = func(name, parser string, n int, line []byte) { explainSkipped(w, name, parser, n, line) }
+			s.skip = func(name, parser string, n int, line []byte) { explainSkipped(rp.w, name, parser, n, line) }
 		}
 	}
-	// Merge the inputs by event time, so detectors see one timeline.
 	for _, s := range streams {
 		if err := s.next(); err != nil {
 			return err
@@ -237,53 +306,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		if min == nil {
 			break
 		}
-		ev := min.ev
-		nEvents++
-		if evOut != nil {
-			b, err := json.Marshal(ev)
-			if err != nil {
-				return fmt.Errorf("detect: %w", err)
-			}
-			evOut.Write(b)
-			evOut.WriteByte('\n')
-		}
-		if *explain {
-			ins, notes := eng.Explain(ev)
-			explainEvent(w, min.name, min.evLine, &ev, notes)
-			if err := emit(ins); err != nil {
-				return err
-			}
-		} else if err := emit(eng.Handle(ev)); err != nil {
+		if err := rp.handle(min); err != nil {
 			return err
 		}
 		if err := min.next(); err != nil {
 			return err
 		}
 	}
-	if ins := eng.Flush(); len(ins) > 0 {
-		if *explain {
-			w.WriteString("end of input: the last copy of each incident that changed since it was written\n")
+	if ins := rp.eng.Flush(); len(ins) > 0 {
+		if rp.explain {
+			rp.w.WriteString("end of input: the last copy of each incident that changed since it was written\n")
 		}
-		if err := emit(ins); err != nil {
-			return err
-		}
+		return rp.emit(ins)
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("detect: writing incidents: %w", err)
-	}
-	if evOut != nil {
-		if err := evOut.Flush(); err != nil {
-			return fmt.Errorf("detect: --events-out: %w", err)
-		}
-	}
-	var lines, skipped int
-	for _, s := range streams {
-		lines += s.lines
-		skipped += s.skipped
-	}
-	fmt.Fprintf(stderr, "detect: %d lines, %d events, %d unrecognised lines skipped, %d incidents written\n",
-		lines, nEvents, skipped, nIncidents)
 	return nil
+}
+
+// handle passes the current event of s to the detectors.
+func (rp *replay) handle(s *stream) error {
+	ev := s.ev
+	rp.events++
+	if rp.evOut != nil {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("detect: %w", err)
+		}
+		rp.evOut.Write(b)
+		rp.evOut.WriteByte('\n')
+	}
+	if rp.explain {
+		ins, notes := rp.eng.Explain(ev)
+		explainEvent(rp.w, s.name, s.evLine, &ev, notes)
+		return rp.emit(ins)
+	}
+	return rp.emit(rp.eng.Handle(ev))
 }
 
 // stream reads events from one file in order.

@@ -2,8 +2,9 @@
 // incidents before they are pushed: the position from the local GeoIP
 // databases (package geoip), the ip-api fallback for addresses those do not
 // know, AbuseIPDB's score and tags for medium severity and above, the names
-// of the threat lists that hold the address, and the sensor's own location
-// as the target.
+// of the threat lists that hold the address. The sensor's host name and
+// own location (the target) are stamped once, by the detection stage, not
+// here.
 //
 // Enrichment never blocks delivery: local lookups take microseconds, and the
 // remote services share one deadline per batch (Config.Deadline) and pause
@@ -28,11 +29,10 @@ import (
 
 // Config names the enrichment sources; every one is optional.
 type Config struct {
-	Geo    *geoip.DB
-	IPAPI  *ipapi.Client
-	Abuse  *abuseipdb.Client
-	Lists  *threatlist.Set
-	Target *incident.Location
+	Geo   *geoip.DB
+	IPAPI *ipapi.Client
+	Abuse *abuseipdb.Client
+	Lists *threatlist.Set
 	// Deadline bounds the remote lookups (ip-api, AbuseIPDB) of one
 	// batch. 0 means 2 s: a batch waits at most that long on a slow
 	// service, and the services pause themselves after a failure, so the
@@ -66,16 +66,14 @@ func public(ip netip.Addr) bool {
 	return ip.IsGlobalUnicast() && !ip.IsPrivate()
 }
 
-// Enrich fills the incidents in place. It returns within Config.Deadline
-// (or when ctx ends).
-func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) {
+// Enrich fills the incidents in place and reports which it changed
+// (changed[i] for ins[i]), so that the caller encodes only those again. It
+// returns within Config.Deadline (or when ctx ends).
+func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) (changed []bool) {
+	changed = make([]bool, len(ins))
 	var needGeo, needAbuse []netip.Addr
 	addrs := make([]netip.Addr, len(ins))
 	for i, in := range ins {
-		if e.cfg.Target != nil && in.Target == nil {
-			t := *e.cfg.Target
-			in.Target = &t
-		}
 		ip, err := netip.ParseAddr(in.IP)
 		if err != nil {
 			continue
@@ -83,16 +81,17 @@ func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) {
 		ip = ip.Unmap()
 		addrs[i] = ip
 		if e.cfg.Geo != nil && (!in.HasLocation() || in.Country == "") {
-			e.cfg.Geo.Lookup(ip).Fill(in)
+			if r := e.cfg.Geo.Lookup(ip); r.Found() {
+				r.Fill(in)
+				changed[i] = true
+			}
 		}
 		if in.GeoSource == geoip.SourceDrill {
 			// Placed by the drill's overlay: label it, so nobody takes a
 			// rehearsal for a real attack.
-			addTags(in, []string{"drill"})
+			changed[i] = addTags(in, []string{"drill"}) || changed[i]
 		}
-		if e.cfg.Lists != nil {
-			addTags(in, e.cfg.Lists.Match(ip))
-		}
+		changed[i] = addTags(in, e.lists(in, ip)) || changed[i]
 		if !public(ip) {
 			continue
 		}
@@ -104,7 +103,7 @@ func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) {
 		}
 	}
 	if len(needGeo) == 0 && len(needAbuse) == 0 {
-		return
+		return changed
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Deadline)
 	defer cancel()
@@ -127,23 +126,43 @@ func (e *Enricher) Enrich(ctx context.Context, ins []*incident.Incident) {
 		}
 		if r, ok := geo[ip]; ok && !in.HasLocation() {
 			r.Fill(in)
+			changed[i] = true
 		}
 		if r, ok := abuses[ip]; ok && in.AbuseScore == nil && in.Severity.Rank() >= incident.Medium.Rank() {
 			score := r.Score
 			in.AbuseScore = &score
 			addTags(in, r.Tags)
+			changed[i] = true
 		}
 	}
+	return changed
 }
 
-// addTags adds tags that are not there yet, up to incident.MaxTags.
-func addTags(in *incident.Incident, tags []string) {
+// lists names the threat lists that hold the attacker's address. The lists
+// are matched once per incident: an incident whose detector already
+// matched them (c2_connect puts the names in evidence.lists) keeps that
+// answer and is not looked up again.
+func (e *Enricher) lists(in *incident.Incident, ip netip.Addr) []string {
+	if in.Evidence != nil && len(in.Evidence.Lists) > 0 {
+		return in.Evidence.Lists
+	}
+	if e.cfg.Lists == nil {
+		return nil
+	}
+	return e.cfg.Lists.Match(ip)
+}
+
+// addTags adds tags that are not there yet, up to incident.MaxTags, and
+// reports whether it added any.
+func addTags(in *incident.Incident, tags []string) (added bool) {
 	for _, t := range tags {
 		if len(in.Tags) >= incident.MaxTags {
-			return
+			return added
 		}
 		if !slices.Contains(in.Tags, t) {
 			in.Tags = append(in.Tags, t)
+			added = true
 		}
 	}
+	return added
 }

@@ -91,13 +91,8 @@ func setup(t *testing.T, delay time.Duration) (*Enricher, *services) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lat, lon := 50.11, 8.68
-	target, err := TargetConfig{Lat: &lat, Lon: &lon, Country: "de"}.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := New(Config{
-		Geo: geo, Lists: lists, Abuse: abuse, Target: target,
+		Geo: geo, Lists: lists, Abuse: abuse,
 		IPAPI:    ipapi.New(ipapi.Options{URL: srv.URL + "/batch"}),
 		Deadline: 300 * time.Millisecond,
 	})
@@ -116,7 +111,10 @@ func TestEnrichesFromEverySource(t *testing.T) {
 	low := newIncident("200.1.2.8", incident.Low)        // below medium: no AbuseIPDB
 	private := newIncident("10.1.2.3", incident.Critical)
 	ins := []*incident.Incident{known, unknown, low, private}
-	e.Enrich(context.Background(), ins)
+	changed := e.Enrich(context.Background(), ins)
+	if !slices.Equal(changed, []bool{true, true, true, false}) {
+		t.Errorf("changed = %v, want the three public addresses only", changed)
+	}
 
 	if known.Country != "GB" || known.City != "London" || known.GeoSource != "maxmind" || !known.HasLocation() {
 		t.Errorf("known: %+v", known)
@@ -134,8 +132,8 @@ func TestEnrichesFromEverySource(t *testing.T) {
 		t.Error("a low incident was checked with AbuseIPDB")
 	}
 	for _, in := range ins {
-		if in.Target == nil || in.Target.Country != "DE" {
-			t.Errorf("%s: target %+v", in.IP, in.Target)
+		if in.Target != nil {
+			t.Errorf("%s: target %+v set by enrichment; the detection stage stamps it", in.IP, in.Target)
 		}
 		if err := in.Validate(); err != nil {
 			t.Errorf("%s: %v", in.IP, err)
@@ -188,5 +186,26 @@ func TestTargetConfig(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%+v: got %s (%v), want %s", c.cfg, got, err, c.want)
 		}
+	}
+}
+
+func TestThreatListsAreMatchedOnceAnIncidentNamesThem(t *testing.T) {
+	e, _ := setup(t, 0)
+	// c2_connect matched the lists when it raised the incident: its
+	// evidence names them, and enrichment takes that answer instead of
+	// matching the address again (200.1.1.7 is on "feodo" by CIDR).
+	c2 := newIncident("200.1.1.7", incident.Low)
+	c2.Evidence = &incident.Evidence{Lists: []string{"from-detector"}}
+	e.Enrich(context.Background(), []*incident.Incident{c2})
+	if !slices.Equal(c2.Tags, []string{"from-detector"}) {
+		t.Errorf("tags %v, want the detector's lists only", c2.Tags)
+	}
+}
+
+func TestAnIncidentWithNothingToAddIsReportedUnchanged(t *testing.T) {
+	e := New(Config{})
+	in := newIncident("10.1.2.3", incident.High)
+	if changed := e.Enrich(context.Background(), []*incident.Incident{in}); !slices.Equal(changed, []bool{false}) {
+		t.Errorf("changed = %v, want [false]", changed)
 	}
 }

@@ -15,7 +15,7 @@ import (
 func TestEveryGeoSourceIsKnown(t *testing.T) {
 	for _, s := range []string{geoip.SourceMaxMind, geoip.SourceDBIP, geoip.SourceDrill, ipapi.Source} {
 		if !incident.KnownGeoSource(s) {
-			t.Errorf("geo source %q is not in incident.KnownGeoSources(); add it to incident/sources.go", s)
+			t.Errorf("geo source %q is not an incident.KnownGeoSource; add it to incident/sources.go", s)
 		}
 	}
 }

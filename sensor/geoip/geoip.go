@@ -261,10 +261,11 @@ func Open(paths []string, opts Options) (*DB, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	var missing []string
 	for i, p := range paths {
 		db, err := openDatabase(p)
 		if errors.Is(err, os.ErrNotExist) {
-			d.log.Info("geoip: database not present yet, waiting for it", "path", p)
+			missing = append(missing, p)
 			continue
 		}
 		if err != nil {
@@ -273,7 +274,98 @@ func Open(paths []string, opts Options) (*DB, error) {
 		}
 		d.dbs[i] = db
 	}
+	d.logOpened(missing)
 	return d, nil
+}
+
+// logOpened says what Open found: the databases in service at info, and
+// the absent paths only when nothing places an address (the default list
+// names GeoLite2 and DB-IP files, and one of them is enough).
+func (d *DB) logOpened(missing []string) {
+	placed := false
+	for _, db := range d.dbs {
+		if db == nil {
+			continue
+		}
+		placed = placed || db.schema != schemaASN
+		d.log.Info("geoip: database loaded", "path", db.path, "type", db.r.Metadata.DatabaseType,
+			"source", db.source, "built", db.r.Metadata.BuildTime().UTC().Format(time.DateOnly))
+	}
+	switch {
+	case !placed && len(missing) > 0:
+		d.log.Warn("geoip: no location database loaded: attackers are not placed on the map until one appears "+
+			"(make geoip DATA=<data dir>, or see deploy/README.md; attackmap-sensor geoip status)",
+			"missing", strings.Join(missing, ", "))
+	case len(missing) > 0:
+		d.log.Debug("geoip: optional databases not present", "missing", strings.Join(missing, ", "))
+	}
+}
+
+// Status is the state of one configured database path.
+type Status struct {
+	Path   string `json:"path"`
+	Loaded bool   `json:"loaded"`
+	// Type is the metadata's database type ("GeoLite2-City", "City
+	// IPv4"); Source the geo source it fills in (SourceMaxMind,
+	// SourceDBIP, SourceDrill); Location whether it places addresses
+	// (false for ASN databases).
+	Type     string `json:"type,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Location bool   `json:"location,omitempty"`
+	// Built is the metadata's build time; Modified and Size the file's.
+	Built    time.Time `json:"built,omitzero"`
+	Modified time.Time `json:"modified,omitzero"`
+	Size     int64     `json:"size,omitempty"`
+	// Problem says why the path is not loaded ("not present", an open
+	// error) or that the file on disk differs from the copy in service.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Status describes every configured path, in order of precedence.
+func (d *DB) Status() []Status {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]Status, len(d.paths))
+	for i, p := range d.paths {
+		st := Status{Path: p}
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			st.Problem = "not present"
+		case err != nil:
+			st.Problem = err.Error()
+		default:
+			st.Modified, st.Size = fi.ModTime(), fi.Size()
+		}
+		if db := d.dbs[i]; db != nil {
+			st.Loaded = true
+			st.Type, st.Source, st.Location = db.r.Metadata.DatabaseType, db.source, db.schema != schemaASN
+			st.Built = db.r.Metadata.BuildTime().UTC()
+		} else if st.Problem == "" {
+			// Present but not in service: say why it does not open, or
+			// that it appeared after Open (Run loads it within seconds).
+			st.Problem = "present, not loaded yet"
+			if db, err := openDatabase(p); err != nil {
+				st.Problem = err.Error()
+			} else {
+				db.r.Close()
+			}
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// Attribution is the notice a database's licence asks a public map to
+// show, by geo source; empty for the drill overlay.
+func Attribution(source string) string {
+	switch source {
+	case SourceDBIP:
+		return "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
+	case SourceMaxMind:
+		return "This product includes GeoLite2 Data created by MaxMind, available from https://www.maxmind.com (GeoLite2 EULA)"
+	}
+	return ""
 }
 
 // Loaded returns the paths of the databases currently open, and their types.

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/attackmap/attackmap/internal/atomicfile"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // Position is a place in the journal: a file name (not a path), the byte
@@ -43,7 +46,7 @@ func ParseCursor(data []byte, prefix string) (Position, error) {
 	if dec.More() {
 		return Position{}, errors.New("journal: cursor: trailing data after the object")
 	}
-	if _, ok := ParseFileName(prefix, p.File); !ok || filepath.Base(p.File) != p.File {
+	if _, ok := jsonl.ParseFileName(prefix, p.File); !ok || filepath.Base(p.File) != p.File {
 		return Position{}, fmt.Errorf("journal: cursor: %s is not a %s journal file name", shortQuote(p.File), prefix)
 	}
 	if p.Offset < 0 {
@@ -98,5 +101,5 @@ func SaveCursor(path string, p Position) error {
 	if err != nil {
 		return fmt.Errorf("journal: encoding cursor: %w", err)
 	}
-	return WriteFileAtomic(path, append(b, '\n'), 0o640)
+	return atomicfile.Write(path, append(b, '\n'), 0o640)
 }

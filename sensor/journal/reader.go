@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // ReaderOptions configure a Reader. Only Prefix and CursorPath are needed.
@@ -338,7 +340,7 @@ func (r *Reader) position() Position {
 // file yet. It returns false when there is nothing to open.
 func (r *Reader) open() (bool, error) {
 	if r.name == "" {
-		names, err := List(r.dir, r.opts.Prefix)
+		names, err := jsonl.List(r.dir, r.opts.Prefix)
 		if err != nil {
 			return false, err
 		}
@@ -407,7 +409,7 @@ func (r *Reader) switchTo(name string) {
 
 // nextFile returns the first journal file after the current one, or "".
 func (r *Reader) nextFile() (string, error) {
-	names, err := List(r.dir, r.opts.Prefix)
+	names, err := jsonl.List(r.dir, r.opts.Prefix)
 	if err != nil {
 		return "", err
 	}

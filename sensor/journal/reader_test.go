@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -295,7 +296,7 @@ func TestWokenByTheWriterInProcessAndByInotify(t *testing.T) {
 	for _, inproc := range []bool{true, false} {
 		t.Run(fmt.Sprintf("inprocess=%v", inproc), func(t *testing.T) {
 			dir := t.TempDir()
-			w, err := Open(dir, Options{Prefix: "incidents", SyncInterval: -1})
+			w, err := jsonl.Open(dir, jsonl.Options{Prefix: "incidents", SyncInterval: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -437,3 +438,12 @@ func TestACorruptCursorStartsOverInsteadOfFailing(t *testing.T) {
 		t.Errorf("not logged:\n%s", logs.String())
 	}
 }
+
+// fakeClock is a settable clock for the writer the tests read from.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }

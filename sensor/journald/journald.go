@@ -25,8 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attackmap/attackmap/internal/atomicfile"
 	"github.com/attackmap/attackmap/sensor/event"
-	"github.com/attackmap/attackmap/sensor/journal"
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
 
@@ -325,5 +325,5 @@ func (f *Follower) saveCursor(c string) {
 	if err := os.MkdirAll(filepath.Dir(f.StateFile), 0o750); err != nil {
 		return
 	}
-	_ = journal.WriteFileAtomic(f.StateFile, []byte(c+"\n"), 0o640)
+	_ = atomicfile.Write(f.StateFile, []byte(c+"\n"), 0o640)
 }

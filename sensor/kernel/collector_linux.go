@@ -132,12 +132,12 @@ type Collector struct {
 	offset    atomic.Int64 // wall-clock ns minus CLOCK_BOOTTIME ns
 	ran       atomic.Bool
 	close     sync.Once
-	closeErr  error
 }
 
 // Start loads and attaches the programs and opens the ring-buffer reader,
 // in the cilium/ebpf examples' order (memlock, load, attach, reader). On
-// error nothing stays loaded.
+// error nothing stays loaded; otherwise the caller must call Run, which
+// releases everything when its context ends.
 func Start(cfg Config) (_ *Collector, err error) {
 	if err := Available(); err != nil {
 		return nil, err
@@ -278,7 +278,7 @@ func (c *Collector) Proc() <-chan event.Event { return c.proc }
 // an error only if reading fails for another reason. Call it once.
 func (c *Collector) Run(ctx context.Context) error {
 	if !c.ran.CompareAndSwap(false, true) {
-		return errors.New("kernel: Run called twice, or after Close")
+		return errors.New("kernel: Run called twice")
 	}
 	defer close(c.proc)
 	defer close(c.net)
@@ -447,22 +447,10 @@ func (c *Collector) release() {
 			errs = append(errs, l.Close())
 		}
 		errs = append(errs, c.objs.Close())
-		c.closeErr = errors.Join(errs...)
-		if c.closeErr != nil {
-			c.log.Warn("releasing eBPF objects", "err", c.closeErr)
+		if err := errors.Join(errs...); err != nil {
+			c.log.Warn("releasing eBPF objects", "err", err)
 		}
 	})
-}
-
-// Close frees a Collector whose Run was never called. After Run it is a
-// no-op (Run releases everything itself).
-func (c *Collector) Close() error {
-	if c.ran.CompareAndSwap(false, true) {
-		c.release()
-		close(c.net)
-		close(c.proc)
-	}
-	return c.closeErr
 }
 
 // Register exports the collector's counters (events read by kind, kernel

@@ -37,6 +37,3 @@ func (c *Collector) Drops() (kernel, user uint64) { return 0, 0 }
 
 // Register does nothing off Linux.
 func (c *Collector) Register(prometheus.Registerer) error { return nil }
-
-// Close does nothing off Linux.
-func (c *Collector) Close() error { return nil }

@@ -184,24 +184,6 @@ func (r rule) head() (head, mask uint64) {
 	return head, mask
 }
 
-// matches is the Go twin of rule_matches in collector.bpf.c, used by tests
-// and by the decoder's fuzz target.
-func (r rule) matches(path string) bool {
-	rest, ok := strings.CutPrefix(path, r.prefix)
-	if !ok {
-		return false
-	}
-	if !r.wild {
-		return true
-	}
-	i := strings.IndexByte(rest, '/')
-	// The kernel looks for the end of the component within 63 bytes.
-	if i <= 0 || i >= maxRulePrefix+1 {
-		return false
-	}
-	return strings.HasPrefix(rest[i:], r.tail)
-}
-
 // checkComms validates IgnoreComms.
 func checkComms(comms []string) error {
 	if len(comms) > MaxIgnoreComms {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // BenchmarkDelivery measures incidents per second from journal append to
@@ -84,7 +84,7 @@ func BenchmarkWakeUp(b *testing.B) {
 				}
 				return ws.Deliver(ctx, batch)
 			})
-			var wake *journal.Writer
+			var wake *jsonl.Writer
 			if mode == "inprocess" {
 				wake = w
 			}

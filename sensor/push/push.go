@@ -35,6 +35,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/sensor/journal"
 )
 
@@ -54,9 +55,12 @@ func (f SinkFunc) Deliver(ctx context.Context, batch []json.RawMessage) (inciden
 }
 
 // Enricher fills incidents in place before they are sent; it must return
-// promptly (package enrich bounds its remote lookups).
+// promptly (package enrich bounds its remote lookups). It reports which
+// incidents it changed (changed[i] for ins[i]; a shorter or nil slice
+// means the rest are unchanged): only those are encoded again, the others
+// go out as the bytes the detection stage wrote.
 type Enricher interface {
-	Enrich(ctx context.Context, ins []*incident.Incident)
+	Enrich(ctx context.Context, ins []*incident.Incident) (changed []bool)
 }
 
 // Backoff is the retry policy: the wait after the n-th consecutive failure
@@ -109,6 +113,17 @@ type Stats struct {
 	// IndexFailures counts sent-index writes that failed (a full disk):
 	// each may cost a resend later, which the relay drops.
 	IndexFailures uint64
+	// Connected is true while the last delivery to the relay succeeded;
+	// LastAck is when the relay last acknowledged a batch (zero: never).
+	Connected bool
+	LastAck   time.Time
+	// AuthKnown is true once the relay answered or refused (the probe at
+	// start or a delivery); TokenRejected is true while the relay refuses
+	// the token (ErrTokenRejected); LastError is the last attempt's error,
+	// "" after a success.
+	AuthKnown     bool
+	TokenRejected bool
+	LastError     string
 }
 
 // Forwarder moves incidents from a journal reader to a sink.
@@ -125,30 +140,56 @@ type Forwarder struct {
 	// Delivered, when set, is called after each acknowledged batch with
 	// the accepted incidents' journal lines (benchmarks and tests).
 	Delivered func(n int)
+	// Host and TokenID name this sensor and its token in the ERROR line
+	// about a rejected token (optional): the sensor's host setting and the
+	// first hex digits of the token's SHA-256 (WS.TokenID), which the
+	// relay's token file holds whole.
+	Host, TokenID string
 
-	delivered, rejected, failures atomic.Uint64
+	delivered, rejected, failures, malformed atomic.Uint64
+	// up is 1 while the last delivery attempt succeeded (the relay is
+	// reachable and takes our token), else 0 (also before the first one).
+	// lastAck is the time of the last ack (Unix ns).
+	up      atomic.Int32
+	lastAck atomic.Int64
 
 	c atomic.Pointer[committer] // set by Run, read by Stats
+	h health
 }
 
 // CheckLine is the journal.ReaderOptions.Check for incidents journals: a
-// line that is not valid UTF-8 or does not decode as an incident is
-// malformed and skipped (a relay would refuse it, and it must not hold up
-// the lines after it). Incidents that decode but do not validate are sent
+// line that is not valid UTF-8, over incident.MaxBytes or not one JSON
+// object is malformed and skipped (a relay would refuse it, and it must
+// not hold up the lines after it). It only scans the line (json.Valid, no
+// allocation): the forwarder decodes each line once, in prepare, and skips
+// the few objects that are not incidents there, counting them as
+// malformed too. Incidents that decode but do not validate are sent
 // anyway so that the relay's reason is logged.
 func CheckLine(line []byte) error {
 	if !utf8.Valid(line) {
 		return errors.New("incident: not valid UTF-8")
 	}
-	_, err := incident.Decode(line)
-	return err
+	if len(line) > incident.MaxBytes {
+		return fmt.Errorf("incident: %d bytes, over the %d byte limit", len(line), incident.MaxBytes)
+	}
+	if len(line) == 0 || line[0] != '{' || !json.Valid(line) {
+		return errors.New("incident: not one JSON object")
+	}
+	return nil
 }
 
 // Stats returns the counters.
 func (f *Forwarder) Stats() Stats {
-	s := Stats{Delivered: f.delivered.Load(), Rejected: f.rejected.Load(), Failures: f.failures.Load()}
+	s := Stats{Delivered: f.delivered.Load(), Rejected: f.rejected.Load(), Failures: f.failures.Load(),
+		Malformed: f.malformed.Load(), Connected: f.up.Load() == 1}
+	if t := f.lastAck.Load(); t != 0 {
+		s.LastAck = time.Unix(0, t)
+	}
+	f.h.mu.Lock()
+	s.AuthKnown, s.TokenRejected, s.LastError = f.h.known, f.h.rejected, f.h.lastErr
+	f.h.mu.Unlock()
 	if f.Reader != nil {
-		s.Malformed = f.Reader.Malformed()
+		s.Malformed += f.Reader.Malformed()
 		s.Torn = f.Reader.Torn()
 		s.Resent = f.Reader.Resent()
 	}
@@ -178,6 +219,13 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	// acknowledged position (older ones are superseded, never reordered),
 	// so a crash costs at most a redelivery of what was acked since the
 	// last write, which the relay drops as repeats.
+	// Connect at start: a wrong token or an unreachable relay is
+	// reported now, not at the first incident.
+	if p, ok := f.Sink.(Prober); ok {
+		if f.probe(ctx, p, log) != nil {
+			return nil // ctx ended
+		}
+	}
 	c := newCommitter(f.Reader, f.Name, log)
 	f.c.Store(c)
 	defer c.stop()
@@ -337,7 +385,7 @@ func (c *committer) store(p journal.Position, behind int) {
 			dir = filepath.Dir(pe.Path)
 		}
 		c.log.Warn("push: cannot store the cursor; delivering on and retrying", "relay", c.name,
-			"dir", dir, "free_bytes", journal.FreeBytes(dir), "err", cause, "unstored", c.behind)
+			"dir", dir, "free_bytes", jsonl.FreeBytes(dir), "err", cause, "unstored", c.behind)
 	}
 	if c.retry == nil && !c.quit {
 		c.retry = time.AfterFunc(commitRetry, func() {
@@ -365,62 +413,90 @@ func (c *committer) stop() {
 // {"type":"incidents","batch":N,"incidents":[...]} and the commas.
 const envelope = 64
 
-// prepare decodes, enriches and re-encodes the lines, and splits them into
-// messages within the ingest limits (100 incidents, 256 KiB).
+// item is one incident on its way from the journal to a relay: the struct
+// (for enrichment, ids and logs) and its bytes, which are the journal
+// line itself until enrichment changes the struct, and are encoded again
+// only then. This is the sensor's "one encode per trust boundary": the
+// detection stage encoded the incident once, and push adds at most one
+// re-encode for what enrichment added. Mercure's serializedUpdate carries
+// an update the same way.
+type item struct {
+	in  *incident.Incident // nil when the line is not a valid incident
+	raw json.RawMessage
+	id  string // for the rejection log; "" when unknown
+}
+
+// prepare decodes each line once, validates it once, enriches the valid
+// ones, re-encodes only those enrichment changed, and splits the lines into
+// messages within the ingest limits (100 incidents, 256 KiB). A line that
+// does not decode as an incident is counted as malformed and skipped; one
+// that decodes but does not validate is sent as written so that the
+// relay's reason is logged.
 func (f *Forwarder) prepare(ctx context.Context, lines []journal.Line, log *slog.Logger) (msgs [][]json.RawMessage, ids [][]string) {
-	ins := make([]*incident.Incident, 0, len(lines))
-	raws := make([]json.RawMessage, 0, len(lines))
+	items := make([]item, 0, len(lines))
+	var valid []*incident.Incident
 	for _, l := range lines {
-		in, err := incident.Decode(l.Data)
+		// The line's bytes are reused by the next Next: keep a copy.
+		raw := append(json.RawMessage(nil), l.Data...)
+		in, err := incident.Decode(raw)
 		if err != nil {
-			// CheckLine let it through, so this cannot happen; send the
-			// line as it is and let the relay say what is wrong.
-			raws = append(raws, append(json.RawMessage(nil), l.Data...))
-			ins = append(ins, nil)
+			f.malformed.Add(1)
+			log.Warn("push: skipping a journal line that is not an incident", "relay", f.Name,
+				"file", l.File, "err", incident.CleanText(err.Error(), 200))
 			continue
 		}
-		ins = append(ins, &in)
-		raws = append(raws, append(json.RawMessage(nil), l.Data...))
+		it := item{raw: raw, id: in.ID}
+		if in.Validate() == nil {
+			it.in = &in
+			valid = append(valid, &in)
+		}
+		items = append(items, it)
 	}
-	if f.Enricher != nil {
-		var valid []*incident.Incident
-		for _, in := range ins {
-			if in != nil && in.Validate() == nil {
-				valid = append(valid, in)
+	if f.Enricher != nil && len(valid) > 0 {
+		changed := f.Enricher.Enrich(ctx, valid)
+		k := 0
+		for i := range items {
+			it := &items[i]
+			if it.in == nil {
+				continue // invalid as written: sent as is, the relay rejects it
 			}
-		}
-		f.Enricher.Enrich(ctx, valid)
-	}
-	for i, in := range ins {
-		if in == nil || in.Validate() != nil {
-			continue // invalid as written: sent as is, the relay rejects it
-		}
-		if b, err := incident.Marshal(in); err == nil {
-			raws[i] = b
-		} else {
-			log.Warn("push: re-encoding an enriched incident", "err", err)
+			if k < len(changed) && changed[k] {
+				if b, err := encode(it.in); err == nil {
+					it.raw = b
+				} else {
+					// The enriched copy is too big or does not encode:
+					// the incident goes out as the detector wrote it.
+					log.Warn("push: enriched incident not re-encoded; sending it as journaled", "id", it.id, "err", err)
+				}
+			}
+			k++
 		}
 	}
 	var cur []json.RawMessage
 	var curIDs []string
 	size := envelope
-	for i, r := range raws {
-		if len(cur) == incident.MaxBatchIncidents || len(cur) > 0 && size+len(r)+1 > incident.MaxMessageBytes {
+	for _, it := range items {
+		if len(cur) == incident.MaxBatchIncidents || len(cur) > 0 && size+len(it.raw)+1 > incident.MaxMessageBytes {
 			msgs, ids = append(msgs, cur), append(ids, curIDs)
 			cur, curIDs, size = nil, nil, envelope
 		}
-		cur = append(cur, r)
-		id := ""
-		if ins[i] != nil {
-			id = ins[i].ID
-		}
-		curIDs = append(curIDs, id)
-		size += len(r) + 1
+		cur = append(cur, it.raw)
+		curIDs = append(curIDs, it.id)
+		size += len(it.raw) + 1
 	}
 	if len(cur) > 0 {
 		msgs, ids = append(msgs, cur), append(ids, curIDs)
 	}
 	return msgs, ids
+}
+
+// encode is push's one re-encode, with the size checked on its bytes.
+func encode(in *incident.Incident) (json.RawMessage, error) {
+	b, err := incident.Marshal(in)
+	if err == nil {
+		err = incident.CheckSize(b)
+	}
+	return b, err
 }
 
 // deliver sends one message until it is acknowledged; it fails only when
@@ -433,6 +509,8 @@ func (f *Forwarder) deliver(ctx context.Context, msg []json.RawMessage, ids []st
 			err = checkAck(ack, len(msg))
 		}
 		if err == nil {
+			f.noteSuccess(failures, log)
+			f.lastAck.Store(time.Now().UnixNano())
 			for _, r := range ack.Rejected {
 				id := ""
 				if r.Index >= 0 && r.Index < len(ids) {
@@ -446,22 +524,14 @@ func (f *Forwarder) deliver(ctx context.Context, msg []json.RawMessage, ids []st
 			if f.Delivered != nil {
 				f.Delivered(ack.Accepted)
 			}
-			if failures > 0 {
-				log.Info("push: delivering again", "relay", f.Name, "after_failures", failures)
-			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		failures++
-		f.failures.Add(1)
 		wait := f.Backoff.wait(failures)
-		// The first failure and then every tenth are logged: a relay down
-		// for an hour gives a dozen lines, not thousands.
-		if failures == 1 || failures%10 == 0 {
-			log.Warn("push: delivery failed, retrying", "relay", f.Name, "err", err, "failures", failures, "retry_in", wait.Round(time.Millisecond))
-		}
+		f.noteFailure(err, failures, wait, log)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

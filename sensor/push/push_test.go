@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/jsonl"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
 	"github.com/attackmap/attackmap/sensor/journal"
@@ -157,7 +158,7 @@ func testIncident(i int) *incident.Incident {
 
 // forwarder wires a journal in dir to sink; deliveries are reported on the
 // returned channel (buffered, never blocking the forwarder).
-func forwarder(t testing.TB, dir string, w *journal.Writer, sink Sink, log *slog.Logger) (*Forwarder, <-chan int) {
+func forwarder(t testing.TB, dir string, w *jsonl.Writer, sink Sink, log *slog.Logger) (*Forwarder, <-chan int) {
 	t.Helper()
 	opts := journal.ReaderOptions{Prefix: "incidents", CursorPath: filepath.Join(dir, "cursor-test.json"), Check: CheckLine, Logger: log}
 	if w != nil {
@@ -205,9 +206,9 @@ func awaitDelivered(t testing.TB, got <-chan int, n int) {
 	}
 }
 
-func openWriter(t testing.TB, dir string) *journal.Writer {
+func openWriter(t testing.TB, dir string) *jsonl.Writer {
 	t.Helper()
-	w, err := journal.Open(dir, journal.Options{Prefix: "incidents", SyncInterval: -1})
+	w, err := jsonl.Open(dir, jsonl.Options{Prefix: "incidents", SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

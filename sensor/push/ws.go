@@ -2,6 +2,8 @@ package push
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,7 +100,9 @@ func (w *WS) dial(ctx context.Context) (*wsConn, error) {
 	// waiting ack means the relay repeats itself, and we drop the extra.
 	wc := &wsConn{c: c, acks: make(chan incident.Ack, 4), done: make(chan struct{})}
 	go wc.readLoop()
-	w.log.Info("push: connected", "relay", w.url)
+	// Debug: a connection is not yet an accepted token (the relay checks
+	// it after the upgrade); the Forwarder logs the first success.
+	w.log.Debug("push: connection open", "relay", w.url)
 	return wc, nil
 }
 
@@ -167,6 +171,21 @@ func (w *WS) deliver(ctx context.Context, batch []json.RawMessage) (incident.Ack
 	err = w.conn.c.Write(wctx, websocket.MessageText, msg)
 	cancel()
 	if err != nil {
+		// The relay closes a socket with a bad token right after the
+		// upgrade, so a write may fail before the read loop has the close
+		// frame; its reason (1008 bad token) says more than the write's
+		// error. A close takes one round trip: 2 s is plenty.
+		t := time.NewTimer(2 * time.Second)
+		defer t.Stop()
+		select {
+		case <-w.conn.done:
+			var ce websocket.CloseError
+			if errors.As(w.conn.err, &ce) {
+				err = w.conn.err
+			}
+		case <-t.C:
+		case <-ctx.Done():
+		}
 		return incident.Ack{}, w.connErr("sending batch", err)
 	}
 	t := time.NewTimer(w.opts.AckTimeout)
@@ -192,10 +211,34 @@ func (w *WS) deliver(ctx context.Context, batch []json.RawMessage) (incident.Ack
 // (1008 bad token, 1009 message too big).
 func (w *WS) connErr(doing string, err error) error {
 	var ce websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
+		return fmt.Errorf("push: %s: relay %s closed the connection: %d %s: %w", doing, w.url, ce.Code,
+			incident.CleanText(ce.Reason, 200), ErrTokenRejected)
+	}
 	if errors.As(err, &ce) {
 		return fmt.Errorf("push: %s: relay %s closed the connection: %d %s", doing, w.url, ce.Code, incident.CleanText(ce.Reason, 200))
 	}
 	return fmt.Errorf("push: %s to %s: %w", doing, w.url, err)
+}
+
+// Probe connects if needed and sends an empty batch, which a relay
+// acknowledges without storing anything: a round trip that proves the relay
+// is there and takes the token (a rejected token is ErrTokenRejected).
+func (w *WS) Probe(ctx context.Context) error {
+	ack, err := w.Deliver(ctx, []json.RawMessage{})
+	if err == nil && ack.Accepted != 0 {
+		err = fmt.Errorf("push: relay %s acknowledged %d incidents of an empty batch", w.url, ack.Accepted)
+	}
+	return err
+}
+
+// TokenID is the first 8 hex digits of the token's SHA-256: the relay's
+// token file holds the whole hash on the line of the host the token was
+// made for, so an operator can find that line without the token being
+// logged.
+func (w *WS) TokenID() string {
+	sum := sha256.Sum256([]byte(w.token))
+	return hex.EncodeToString(sum[:4])
 }
 
 // Close closes the connection.

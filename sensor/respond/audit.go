@@ -3,7 +3,7 @@ package respond
 import (
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // AuditPrefix names the audit files: decisions-YYYY-MM-DD.jsonl (UTC).
@@ -41,10 +41,10 @@ type Record struct {
 }
 
 // openAudit opens the audit journal. Each record is one line written with
-// one append (journal.Writer), so the sensor and the CLI never interleave.
+// one append (jsonl.Writer), so the sensor and the CLI never interleave.
 // Decisions are rare (bounded by max_per_minute for blocks, by the
 // detectors' cooldowns for skips), so every line is fsynced within a second
 // like the incidents journal.
-func openAudit(dir string, retentionDays int) (*journal.Writer, error) {
-	return journal.Open(dir, journal.Options{Prefix: AuditPrefix, RetentionDays: retentionDays, SyncInterval: time.Second})
+func openAudit(dir string, retentionDays int) (*jsonl.Writer, error) {
+	return jsonl.Open(dir, jsonl.Options{Prefix: AuditPrefix, RetentionDays: retentionDays, SyncInterval: time.Second})
 }

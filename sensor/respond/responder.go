@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 // Options configure a Responder.
@@ -91,7 +91,7 @@ type Responder struct {
 	backend Backend
 	guard   *guard
 	socks   *procSessions
-	audit   *journal.Writer
+	audit   *jsonl.Writer
 	update  func(incident.Incident)
 	log     *slog.Logger
 	now     func() time.Time

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/journal"
+	"github.com/attackmap/attackmap/internal/atomicfile"
 )
 
 // StateFile is the name of the responder's state under the data directory.
@@ -102,7 +102,7 @@ func (s *state) save(path string) error {
 	if err != nil {
 		return err
 	}
-	return journal.WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }
 
 // strikes is how often addr was blocked within window before now.

@@ -49,8 +49,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/attackmap/attackmap/internal/atomicfile"
 	"github.com/attackmap/attackmap/sensor/event"
-	"github.com/attackmap/attackmap/sensor/journal"
 )
 
 // Config configures a Tailer. Only Path is required.
@@ -209,6 +209,15 @@ func New(cfg Config) *Tailer {
 // offset is saved when Run returns. A ctx cancellation returns nil.
 func (t *Tailer) Run(ctx context.Context, fn func(line []byte) error) error {
 	defer t.closeAll()
+	// A configured path that is not there is most often a typo: say so
+	// plainly, once, before the watch warnings below.
+	if _, err := os.Stat(t.cfg.Path); errors.Is(err, fs.ErrNotExist) {
+		if _, derr := os.Stat(filepath.Dir(t.cfg.Path)); errors.Is(derr, fs.ErrNotExist) {
+			t.log.Warn("tail: the file does not exist, nor its directory: check the path; checking for it every "+t.cfg.Poll.String(), "dir", filepath.Dir(t.cfg.Path))
+		} else {
+			t.log.Warn("tail: the file does not exist: check the path; following it from its start when it appears")
+		}
+	}
 	w, err := fsnotify.NewWatcher()
 	var events chan fsnotify.Event
 	var werrs chan error
@@ -613,7 +622,7 @@ func writeState(path string, st state) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	return journal.WriteFileAtomic(path, append(b, '\n'), 0o640)
+	return atomicfile.Write(path, append(b, '\n'), 0o640)
 }
 
 func (t *Tailer) closeAll() {

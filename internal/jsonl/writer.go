@@ -1,19 +1,20 @@
-// Package journal is the sensor's durable queue: daily JSONL files named
-// <prefix>-YYYY-MM-DD.jsonl (UTC dates) under a data directory. The Writer
+// Package jsonl is an append-only store of daily JSONL files named
+// <prefix>-YYYY-MM-DD.jsonl (UTC dates) under a directory. The Writer
 // appends whole lines with one write each, rolls over at UTC midnight,
-// removes files past their retention and caps a day's size; readers are woken
-// in-process through Subscribe (and across processes by inotify on the
-// directory).
+// removes files past their retention and caps a day's size; in-process
+// readers are woken through Subscribe (and across processes by inotify on
+// the directory). The sensor keeps its incident and raw event journals in
+// it (sensor/journal reads them back for delivery) and the relay keeps its
+// history in it; it is internal because it is a shared piece of both, not a
+// public API.
 //
-// Faults the package absorbs, and how:
+// Faults the writer absorbs, and how:
 //
 //   - A torn last line (a crash or power cut in the middle of a write) is cut
 //     off when a writer opens the file, with one log line giving the path and
 //     the bytes cut, so the next append is not glued to it. The writer only
 //     heals a file no other live writer holds (flock), so it never cuts a
-//     line another process is writing. A reader that meets a torn line
-//     anyway counts it as torn (not malformed), and when a fragment was
-//     glued to a whole line it delivers the whole line.
+//     line another process is writing.
 //   - A clock stepped back across midnight: the writer never goes back to an
 //     older day's file than the newest one it has opened or found, so every
 //     line lands in a file a reader has not finished with. The file's date
@@ -28,13 +29,7 @@
 //     counted as lost. The state is logged once a minute in one line with
 //     the path and the free space, and ends with one line when writes
 //     succeed again. WriterStats exposes the counts for metrics.
-//   - Readers never replay what they already sent: "file shrank" means a
-//     size below the committed offset, and every acknowledged line is
-//     recorded in a compact per-file index next to the cursor (8 bytes a
-//     line), which lets a reader whose cursor is unreadable, or whose file
-//     was replaced, skip what was already delivered instead of replaying
-//     days of it.
-package journal
+package jsonl
 
 import (
 	"bytes"
@@ -54,16 +49,16 @@ import (
 
 // ErrDayFull is returned by Append when today's file reached MaxDailyBytes;
 // the line was dropped and counted.
-var ErrDayFull = errors.New("journal: daily size cap reached, line dropped")
+var ErrDayFull = errors.New("jsonl: daily size cap reached, line dropped")
 
 // ErrLineTooLong is returned for a line over MaxLineBytes; it is dropped.
-var ErrLineTooLong = errors.New("journal: line over the size limit, dropped")
+var ErrLineTooLong = errors.New("jsonl: line over the size limit, dropped")
 
 // ErrNotWritten is returned by Append when the disk refused the line and
 // the in-memory backlog was full: the line is lost. It is counted
 // (WriterStats.Lost) and the writer logs the state itself, once a minute, so
 // callers should not log it again per line.
-var ErrNotWritten = errors.New("journal: disk refused the line and the backlog is full, line lost")
+var ErrNotWritten = errors.New("jsonl: disk refused the line and the backlog is full, line lost")
 
 // reportEvery spaces the log lines about a disk that refuses writes: one a
 // minute says the state is still there without flooding the log (an event
@@ -129,7 +124,7 @@ type Writer struct {
 
 	mu        sync.Mutex
 	f         *os.File
-	day       string // YYYY-MM-DD of f, or of the newest file to write
+	file      string // name of f, or of the newest file to write (names sort by date)
 	size      int64
 	dropped   uint64
 	syncTimer *time.Timer
@@ -158,7 +153,7 @@ type Writer struct {
 // counts lines until it can.
 func Open(dir string, opts Options) (*Writer, error) {
 	if opts.Prefix == "" {
-		return nil, errors.New("journal: empty prefix")
+		return nil, errors.New("jsonl: empty prefix")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -167,7 +162,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 		opts.MaxLineBytes = 64 << 10
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("journal: creating %s: %w", dir, err)
+		return nil, fmt.Errorf("jsonl: creating %s: %w", dir, err)
 	}
 	w := &Writer{dir: dir, opts: opts, subs: map[chan struct{}]struct{}{}, log: opts.Logger}
 	if w.log == nil {
@@ -181,14 +176,13 @@ func Open(dir string, opts Options) (*Writer, error) {
 		return nil, err
 	}
 	if len(names) > 0 {
-		d, _ := ParseFileName(opts.Prefix, names[len(names)-1])
-		w.day = d.Format(time.DateOnly)
+		w.file = names[len(names)-1]
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.rollLocked(opts.Now().UTC()); err != nil {
 		if !DiskFull(err) {
-			return nil, fmt.Errorf("journal: opening %s: %w", w.pathLocked(), err)
+			return nil, fmt.Errorf("jsonl: opening %s: %w", w.pathLocked(), err)
 		}
 		w.failedLocked(err, w.pathLocked())
 	}
@@ -229,7 +223,7 @@ func ParseFileName(prefix, name string) (time.Time, bool) {
 func List(dir, prefix string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("journal: listing %s: %w", dir, err)
+		return nil, fmt.Errorf("jsonl: listing %s: %w", dir, err)
 	}
 	var names []string
 	for _, e := range ents {
@@ -252,12 +246,12 @@ func (w *Writer) Prefix() string { return w.opts.Prefix }
 // and Append returns nil, or it is lost and Append returns ErrNotWritten.
 func (w *Writer) Append(line []byte) error {
 	if bytes.IndexByte(line, '\n') >= 0 {
-		return errors.New("journal: line contains a newline")
+		return errors.New("jsonl: line contains a newline")
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return errors.New("journal: writer closed")
+		return errors.New("jsonl: writer closed")
 	}
 	if len(line)+1 > w.opts.MaxLineBytes {
 		w.dropped++
@@ -357,7 +351,7 @@ func (w *Writer) pathLocked() string {
 	if w.f != nil {
 		return w.f.Name()
 	}
-	return filepath.Join(w.dir, w.opts.Prefix+"-"+w.day+".jsonl")
+	return filepath.Join(w.dir, w.file)
 }
 
 // failedLocked records a failed write and reports it (the first one at
@@ -386,14 +380,14 @@ func (w *Writer) reportLocked(force bool) {
 		return
 	}
 	w.reportAt = now
-	w.log.Warn("journal: the disk refuses writes; holding lines in memory and retrying",
+	w.log.Warn("jsonl: the disk refuses writes; holding lines in memory and retrying",
 		"path", w.failPath, "free_bytes", FreeBytes(w.dir), "err", w.failErr,
 		"held", len(w.held), "lost", w.lost-w.lostAtFail)
 }
 
 func (w *Writer) recoveredLocked() {
 	w.failing = false
-	w.log.Info("journal: writing again", "path", w.pathLocked(), "still_held", len(w.held),
+	w.log.Info("jsonl: writing again", "path", w.pathLocked(), "still_held", len(w.held),
 		"lost_while_failing", w.lost-w.lostAtFail)
 	w.reportAt = time.Time{}
 }
@@ -412,7 +406,7 @@ func FreeBytes(path string) int64 {
 func (w *Writer) AppendJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("journal: encoding: %w", err)
+		return fmt.Errorf("jsonl: encoding: %w", err)
 	}
 	return w.Append(b)
 }
@@ -465,7 +459,7 @@ func (w *Writer) Close() error {
 	w.flushHeldLocked()
 	if n := len(w.held); n > 0 {
 		w.lost += uint64(n)
-		w.log.Error("journal: closing with lines the disk refused; they are lost",
+		w.log.Error("jsonl: closing with lines the disk refused; they are lost",
 			"path", w.pathLocked(), "lost", n)
 		w.held = nil
 	}
@@ -479,7 +473,7 @@ func (w *Writer) Close() error {
 	err := w.syncLocked()
 	if w.f != nil {
 		if cerr := w.f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("journal: closing: %w", cerr)
+			err = fmt.Errorf("jsonl: closing: %w", cerr)
 		}
 	}
 	return err
@@ -518,7 +512,7 @@ func (w *Writer) syncLocked() error {
 	}
 	w.dirty = false
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("journal: fsync %s: %w", w.f.Name(), err)
+		return fmt.Errorf("jsonl: fsync %s: %w", w.f.Name(), err)
 	}
 	return nil
 }
@@ -527,21 +521,21 @@ func (w *Writer) syncLocked() error {
 // never goes back to an older day than the one it has (see the package
 // doc): after a backward clock step it keeps appending to the newer file.
 func (w *Writer) rollLocked(now time.Time) error {
-	day := now.Format(time.DateOnly)
-	if day < w.day { // YYYY-MM-DD compares as dates
+	name := FileName(w.opts.Prefix, now)
+	if name < w.file { // prefix-YYYY-MM-DD.jsonl compares as dates
 		if !w.aheadSaid {
 			w.aheadSaid = true
-			w.log.Warn("journal: the clock is behind the newest file; appending to it so that readers see every line",
-				"path", filepath.Join(w.dir, w.opts.Prefix+"-"+w.day+".jsonl"), "clock", now.Format(time.RFC3339))
+			w.log.Warn("jsonl: the clock is behind the newest file; appending to it so that readers see every line",
+				"path", filepath.Join(w.dir, w.file), "clock", now.Format(time.RFC3339))
 		}
-		day = w.day
-	} else if day > w.day {
+		name = w.file
+	} else if name > w.file {
 		w.aheadSaid = false
 	}
-	if w.f != nil && day == w.day {
+	if w.f != nil && name == w.file {
 		return nil
 	}
-	path := filepath.Join(w.dir, w.opts.Prefix+"-"+day+".jsonl")
+	path := filepath.Join(w.dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return err
@@ -555,10 +549,10 @@ func (w *Writer) rollLocked(now time.Time) error {
 		_ = w.syncLocked()
 		_ = w.f.Close()
 	}
-	w.f, w.day, w.size = f, day, size
+	w.f, w.file, w.size = f, name, size
 	if err := w.expireLocked(now); err != nil {
 		// Expiry is housekeeping: failing it must not stop the writes.
-		w.log.Warn("journal: removing expired files", "err", err)
+		w.log.Warn("jsonl: removing expired files", "err", err)
 	}
 	return nil
 }
@@ -593,7 +587,7 @@ func (w *Writer) healLocked(f *os.File) (int64, error) {
 	}
 	w.torn++
 	w.tornBytes += uint64(size - keep)
-	w.log.Warn("journal: cut a torn last line (a crash or power cut in the middle of a write)",
+	w.log.Warn("jsonl: cut a torn last line (a crash or power cut in the middle of a write)",
 		"path", f.Name(), "bytes", size-keep)
 	return keep, nil
 }
