@@ -1,4 +1,4 @@
-const cacheName = "app-" + "175661b5d257b02e";
+const cacheName = "app-" + "e9401e063e8cb2f7";
 const resourcesToCache = ["/web/world.svg","/web/icon.svg","/web/icon-512.png","/web/icon-192.png","/web/attackmap.css","/web/app.wasm","/wasm_exec.js","/manifest.webmanifest","/live","/app.js","/app.css","/"];
 
 self.addEventListener("install", (event) => {
