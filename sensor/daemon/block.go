@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -107,15 +106,7 @@ func Block(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-	var data []byte
-	if *configPath != "" {
-		b, err := os.ReadFile(*configPath)
-		if err != nil {
-			return cli.Usage(fmt.Errorf("config: %w", err))
-		}
-		data = b
-	}
-	cfg, err := ParseConfig(data)
+	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return cli.Usage(err)
 	}

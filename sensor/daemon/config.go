@@ -221,6 +221,29 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
+// loadConfig reads the JSON configuration file at path (capped at
+// maxConfigBytes) onto the embedded defaults; "" gives the defaults.
+// Errors name the file.
+func loadConfig(path string) (Config, error) {
+	var data []byte
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		data, err = io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+		f.Close()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: reading %s: %w", path, err)
+		}
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil && path != "" {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, err
+}
+
 // parseArgs builds the configuration from the defaults, the config file,
 // the environment and the flags, in that order of precedence (flags win).
 // Its errors are usage errors (exit status 2): the command line or the
@@ -310,23 +333,8 @@ Flags:
 	if *printCfg {
 		return Config{}, errPrintConfig
 	}
-	var data []byte
-	if *configPath != "" {
-		f, err := os.Open(*configPath)
-		if err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
-		}
-		data, err = io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-		f.Close()
-		if err != nil {
-			return Config{}, fmt.Errorf("config: reading %s: %w", *configPath, err)
-		}
-	}
-	cfg, err := ParseConfig(data)
+	cfg, err := loadConfig(*configPath)
 	if err != nil {
-		if *configPath != "" {
-			return Config{}, fmt.Errorf("%s: %w", *configPath, err)
-		}
 		return Config{}, err
 	}
 	// Environment, then flags.

@@ -83,15 +83,7 @@ func geoIPStatus(args []string, stdout io.Writer, now time.Time) error {
 		}
 		return cli.Usagef("geoip: want \"geoip status\", got %s (see 'attackmap-sensor geoip --help')", got)
 	}
-	var data []byte
-	if *configPath != "" {
-		b, err := os.ReadFile(*configPath)
-		if err != nil {
-			return cli.Usage(fmt.Errorf("config: %w", err))
-		}
-		data = b
-	}
-	cfg, err := ParseConfig(data)
+	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return cli.Usage(err)
 	}

@@ -52,14 +52,8 @@ func (f *Forwarder) probe(ctx context.Context, p Prober, log *slog.Logger) error
 			return ctx.Err()
 		}
 		failures++
-		wait := f.Backoff.wait(failures)
-		f.noteFailure(err, failures, wait, log)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := f.backOff(ctx, err, failures, log); err != nil {
+			return err
 		}
 	}
 }

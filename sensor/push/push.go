@@ -530,15 +530,24 @@ func (f *Forwarder) deliver(ctx context.Context, msg []json.RawMessage, ids []st
 			return ctx.Err()
 		}
 		failures++
-		wait := f.Backoff.wait(failures)
-		f.noteFailure(err, failures, wait, log)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := f.backOff(ctx, err, failures, log); err != nil {
+			return err
 		}
+	}
+}
+
+// backOff notes the failures-th failure in a row and waits the backoff
+// before the next try; it returns ctx's error if ctx ends first.
+func (f *Forwarder) backOff(ctx context.Context, err error, failures int, log *slog.Logger) error {
+	wait := f.Backoff.wait(failures)
+	f.noteFailure(err, failures, wait, log)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
