@@ -32,16 +32,18 @@ func (b *bucket) leakTo(now, leak int64) {
 
 // add leaks up to now, adds one unit and reports whether the level went
 // above capacity.
-func (b *bucket) add(now int64, c Bucket) bool {
-	leak := int64(c.Leak)
-	b.leakTo(now, leak)
+func (b *bucket) add(now int64, c Bucket) bool { return b.addN(now, 1, c) }
+
+// addN leaks up to now, adds n units (the level capped at capacity+1, so
+// the bucket drains soon after an attack stops) and reports whether the
+// level went above capacity.
+func (b *bucket) addN(now int64, n int, c Bucket) bool {
+	b.leakTo(now, int64(c.Leak))
 	if b.level == 0 {
 		b.since, b.last, b.n = now, now, 0
 	}
 	b.n++
-	if int(b.level) <= c.Capacity {
-		b.level++
-	}
+	b.level = int32(min(int(b.level)+n, c.Capacity+1))
 	return int(b.level) > c.Capacity
 }
 

@@ -342,19 +342,6 @@ func newWebScan(e *Engine) *webScan {
 func (d *webScan) sweep(now int64) { d.t.sweep(now) }
 func (d *webScan) keys() int       { return d.t.keys() }
 
-// addN leaks up to now, adds n units (the level capped at capacity+1, so
-// the bucket drains soon after an attack stops) and reports whether the
-// level went above capacity.
-func (b *bucket) addN(now int64, n int, c Bucket) bool {
-	b.leakTo(now, int64(c.Leak))
-	if b.level == 0 {
-		b.since, b.last, b.n = now, now, 0
-	}
-	b.n++
-	b.level = int32(min(int(b.level)+n, c.Capacity+1))
-	return int(b.level) > c.Capacity
-}
-
 // dirSalt keeps directory hashes apart from path hashes in one set.
 const dirSalt = 0x9e3779b97f4a7c15
 
