@@ -10,44 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// appendFile appends data to path, creating it.
-func appendFile(t testing.TB, path, data string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestOpenCutsATornLastLineAndSaysSo(t *testing.T) {
 	for _, tc := range []struct{ name, before, after string }{
@@ -59,8 +27,8 @@ func TestOpenCutsATornLastLineAndSaysSo(t *testing.T) {
 			dir := t.TempDir()
 			clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
 			path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-			appendFile(t, path, tc.before)
-			logs := &syncBuffer{}
+			testkit.AppendFile(t, path, tc.before)
+			logs := &testkit.SyncBuffer{}
 			w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
@@ -103,7 +71,7 @@ func TestOpenLeavesAFileAnotherLiveWriterHoldsAlone(t *testing.T) {
 	defer first.Close()
 	// Bytes another live writer is in the middle of writing.
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, `{"in":"progress`)
+	testkit.AppendFile(t, path, `{"in":"progress`)
 	second, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +125,7 @@ func fill(t *testing.T, dir string) string {
 func TestAFullDiskHoldsLinesAndResumesByItself(t *testing.T) {
 	dir := tmpfs(t, "256k")
 	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1, Backlog: 50,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

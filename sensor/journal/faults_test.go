@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/attackmap/attackmap/internal/jsonl"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // jsonCheck accepts lines that are one JSON object, like push.CheckLine
@@ -26,9 +28,9 @@ func TestAReaderSplitsATornLineGluedToTheNextOne(t *testing.T) {
 	dir := t.TempDir()
 	// What a crash mid-write followed by an append that did not heal
 	// leaves: a fragment glued to a whole line.
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"),
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"),
 		"{\"n\":1}\n{\"n\":2,\"evidence\":{\"us{\"n\":3}\n{\"n\":4}\n")
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	b := next(t, r, 10)
 	if got := strings.Join(texts(b), ","); got != `{"n":1},{"n":3},{"n":4}` {
@@ -44,8 +46,8 @@ func TestAReaderSplitsATornLineGluedToTheNextOne(t *testing.T) {
 
 func TestATornLastLineOfAFinishedFileCountsAsTorn(t *testing.T) {
 	dir := t.TempDir()
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"n\":1}\n{\"n\":2,\"x")
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-23.jsonl"), "{\"n\":3}\n")
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"n\":1}\n{\"n\":2,\"x")
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-23.jsonl"), "{\"n\":3}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: 10 * time.Millisecond})
 	var got []string
 	for len(got) < 2 {
@@ -59,7 +61,7 @@ func TestATornLastLineOfAFinishedFileCountsAsTorn(t *testing.T) {
 func TestACutPartialLineIsTornAndTheDayIsNotReplayed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	testkit.AppendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	b := next(t, r, 10)
 	if err := r.Commit(b.End); err != nil {
@@ -67,13 +69,13 @@ func TestACutPartialLineIsTornAndTheDayIsNotReplayed(t *testing.T) {
 	}
 	// A short write on a full disk: the reader sees the fragment, then the
 	// writer cuts it and appends the next line in its place.
-	appendFile(t, path, `{"n":3,"long":"abcdefgh`)
+	testkit.AppendFile(t, path, `{"n":3,"long":"abcdefgh`)
 	nothingWithin(t, r, 50*time.Millisecond)
 	if err := os.Truncate(path, b.End.Offset); err != nil {
 		t.Fatal(err)
 	}
 	nothingWithin(t, r, 50*time.Millisecond)
-	appendFile(t, path, "{\"n\":4}\n")
+	testkit.AppendFile(t, path, "{\"n\":4}\n")
 	b = next(t, r, 10)
 	if got := strings.Join(texts(b), ","); got != `{"n":4}` {
 		t.Fatalf("after the cut: %s (the day was replayed or the fragment glued)", got)
@@ -86,14 +88,14 @@ func TestACutPartialLineIsTornAndTheDayIsNotReplayed(t *testing.T) {
 func TestAFragmentReplacedBeforeTheReaderLooksAgainIsNeverGlued(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "{\"n\":1}\n")
+	testkit.AppendFile(t, path, "{\"n\":1}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	b := next(t, r, 10)
-	appendFile(t, path, `{"n":2,"x`)
+	testkit.AppendFile(t, path, `{"n":2,"x`)
 	nothingWithin(t, r, 50*time.Millisecond)
 	// Cut and refilled past the fragment's length before the next read.
 	os.Truncate(path, b.End.Offset)
-	appendFile(t, path, "{\"n\":3,\"pad\":\"0123456789\"}\n")
+	testkit.AppendFile(t, path, "{\"n\":3,\"pad\":\"0123456789\"}\n")
 	b = next(t, r, 10)
 	if got := strings.Join(texts(b), ","); got != `{"n":3,"pad":"0123456789"}` || r.Malformed() != 0 {
 		t.Fatalf("got %s, Malformed=%d", got, r.Malformed())
@@ -139,7 +141,7 @@ func TestAnUnreadableCursorIsRebuiltFromTheSentIndex(t *testing.T) {
 				for i := range n {
 					fmt.Fprintf(&b, "{\"day\":%q,\"n\":%d}\n", d, i)
 				}
-				appendFile(t, filepath.Join(dir, "incidents-"+d+".jsonl"), b.String())
+				testkit.AppendFile(t, filepath.Join(dir, "incidents-"+d+".jsonl"), b.String())
 			}
 			r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: time.Millisecond})
 			if got := readAll(t, r, 100); len(got) != 100 {
@@ -147,8 +149,8 @@ func TestAnUnreadableCursorIsRebuiltFromTheSentIndex(t *testing.T) {
 			}
 			r.Close()
 			tc.corrupt(filepath.Join(dir, "cursor.json"))
-			appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"new\":1}\n{\"new\":2}\n")
-			logs := &syncBuffer{}
+			testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "{\"new\":1}\n{\"new\":2}\n")
+			logs := &testkit.SyncBuffer{}
 			r = openTestReader(t, dir, ReaderOptions{Check: jsonCheck, RolloverGrace: time.Millisecond,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			got := readAll(t, r, 2)
@@ -170,17 +172,17 @@ func TestAnUnreadableCursorIsRebuiltFromTheSentIndex(t *testing.T) {
 func TestACrashBetweenMarkSentAndTheCursorResendsNothing(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	testkit.AppendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	b := next(t, r, 10)
 	if err := r.Commit(b.End); err != nil {
 		t.Fatal(err)
 	}
-	appendFile(t, path, "{\"n\":3}\n{\"n\":4}\n")
+	testkit.AppendFile(t, path, "{\"n\":3}\n{\"n\":4}\n")
 	b = next(t, r, 10)
 	r.MarkSent(b.Lines[0].File, []uint64{b.Lines[0].Hash, b.Lines[1].Hash})
 	r.Close() // died before the cursor write
-	appendFile(t, path, "{\"n\":5}\n")
+	testkit.AppendFile(t, path, "{\"n\":5}\n")
 	r = openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	if got := strings.Join(texts(next(t, r, 10)), ","); got != `{"n":5}` {
 		t.Fatalf("got %s", got)
@@ -190,12 +192,12 @@ func TestACrashBetweenMarkSentAndTheCursorResendsNothing(t *testing.T) {
 func TestAReplacedFileSkipsWhatWasSent(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
+	testkit.AppendFile(t, path, "{\"n\":1}\n{\"n\":2}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	readAll(t, r, 2)
 	// Restored from a backup with one more line: another inode.
 	tmp := filepath.Join(dir, "x.tmp")
-	appendFile(t, tmp, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")
+	testkit.AppendFile(t, tmp, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")
 	os.Rename(tmp, path)
 	if got := strings.Join(texts(next(t, r, 10)), ","); got != `{"n":3}` {
 		t.Fatalf("got %s", got)
@@ -204,7 +206,7 @@ func TestAReplacedFileSkipsWhatWasSent(t *testing.T) {
 
 func TestTheSentIndexFollowsRetention(t *testing.T) {
 	dir := t.TempDir()
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-21.jsonl"), "{\"n\":1}\n")
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-21.jsonl"), "{\"n\":1}\n")
 	r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck})
 	readAll(t, r, 1)
 	idx := filepath.Join(dir, "cursor.json.sent", "incidents-2026-03-21.jsonl.ids")
@@ -290,7 +292,7 @@ func FuzzHealAndUnglue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-		appendFile(t, path, string(data))
+		testkit.AppendFile(t, path, string(data))
 		r := openTestReader(t, dir, ReaderOptions{Check: jsonCheck, MaxLineBytes: 1 << 10})
 		whole := bytes.Split(data[:bytes.LastIndexByte(data, '\n')+1], []byte("\n"))
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/attackmap/attackmap/internal/jsonl"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,37 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/internal/testkit"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func appendFile(t testing.TB, path, data string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(data); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func openTestReader(t testing.TB, dir string, opts ReaderOptions) *Reader {
 	t.Helper()
@@ -97,7 +69,7 @@ func nothingWithin(t *testing.T, r *Reader, d time.Duration) {
 func TestPartialLastLineWaitsForItsNewline(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, `{"n":1}`+"\n"+`{"n":`)
+	testkit.AppendFile(t, path, `{"n":1}`+"\n"+`{"n":`)
 	r := openTestReader(t, dir, ReaderOptions{})
 	b := next(t, r, 10)
 	if got := texts(b); len(got) != 1 || got[0] != `{"n":1}` {
@@ -107,7 +79,7 @@ func TestPartialLastLineWaitsForItsNewline(t *testing.T) {
 		t.Errorf("End.Offset = %d, want 8 (the partial line is not consumed)", b.End.Offset)
 	}
 	nothingWithin(t, r, 100*time.Millisecond)
-	appendFile(t, path, "2}\n")
+	testkit.AppendFile(t, path, "2}\n")
 	b = next(t, r, 10)
 	if got := texts(b); len(got) != 1 || got[0] != `{"n":2}` {
 		t.Fatalf("after completing the line: %q", got)
@@ -121,8 +93,8 @@ func TestFinishesYesterdayWhileLinesStillArrive(t *testing.T) {
 	dir := t.TempDir()
 	yesterday := filepath.Join(dir, "incidents-2026-03-22.jsonl")
 	today := filepath.Join(dir, "incidents-2026-03-23.jsonl")
-	appendFile(t, yesterday, "y1\n")
-	appendFile(t, today, "t1\n")
+	testkit.AppendFile(t, yesterday, "y1\n")
+	testkit.AppendFile(t, today, "t1\n")
 	r := openTestReader(t, dir, ReaderOptions{RolloverGrace: 300 * time.Millisecond})
 	var got []string
 	got = append(got, texts(next(t, r, 10))...)
@@ -138,7 +110,7 @@ func TestFinishesYesterdayWhileLinesStillArrive(t *testing.T) {
 		done <- s
 	}()
 	time.Sleep(50 * time.Millisecond) // inside the grace period
-	appendFile(t, yesterday, "y2\n")
+	testkit.AppendFile(t, yesterday, "y2\n")
 	got = append(got, <-done...)
 	if strings.Join(got, ",") != "y1,y2,t1" {
 		t.Fatalf("order %v, want y1,y2,t1", got)
@@ -147,7 +119,7 @@ func TestFinishesYesterdayWhileLinesStillArrive(t *testing.T) {
 
 func TestMovesToTheNextDayWhenTheCursorFileIsGone(t *testing.T) {
 	dir := t.TempDir()
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-23.jsonl"), "a\n")
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-23.jsonl"), "a\n")
 	if err := SaveCursor(filepath.Join(dir, "cursor.json"), Position{File: "incidents-2026-03-20.jsonl", Offset: 999}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +132,7 @@ func TestMovesToTheNextDayWhenTheCursorFileIsGone(t *testing.T) {
 func TestTruncatedFileStartsOver(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "first-long-line\nsecond-long-line\n")
+	testkit.AppendFile(t, path, "first-long-line\nsecond-long-line\n")
 	r := openTestReader(t, dir, ReaderOptions{})
 	b := next(t, r, 10)
 	if len(b.Lines) != 2 {
@@ -172,7 +144,7 @@ func TestTruncatedFileStartsOver(t *testing.T) {
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
-	appendFile(t, path, "new\n")
+	testkit.AppendFile(t, path, "new\n")
 	b = next(t, r, 10)
 	if got := texts(b); strings.Join(got, ",") != "new" || b.Lines[0].Offset != 0 {
 		t.Fatalf("after truncation: %q at %d", got, b.Lines[0].Offset)
@@ -184,7 +156,7 @@ func TestReplacedFileStartsOver(t *testing.T) {
 		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-			appendFile(t, path, "old-1\nold-2\n")
+			testkit.AppendFile(t, path, "old-1\nold-2\n")
 			r := openTestReader(t, dir, ReaderOptions{})
 			b := next(t, r, 10)
 			if err := r.Commit(b.End); err != nil {
@@ -196,7 +168,7 @@ func TestReplacedFileStartsOver(t *testing.T) {
 			// A new file with the same name and more bytes than the
 			// offset: only the inode tells it apart.
 			tmp := filepath.Join(dir, "x.tmp")
-			appendFile(t, tmp, "new-1\nnew-2\nnew-3\n")
+			testkit.AppendFile(t, tmp, "new-1\nnew-2\nnew-3\n")
 			if err := os.Rename(tmp, path); err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +189,7 @@ func TestReplacedFileStartsOver(t *testing.T) {
 func TestResumesFromTheCommittedCursor(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, "1\n2\n3\n")
+	testkit.AppendFile(t, path, "1\n2\n3\n")
 	r := openTestReader(t, dir, ReaderOptions{})
 	b := next(t, r, 2)
 	if strings.Join(texts(b), ",") != "1,2" {
@@ -244,8 +216,8 @@ func TestSkipsMalformedLinesAndLogsThemOnce(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
 	long := strings.Repeat("x", 200)
-	appendFile(t, path, `{"ok":1}`+"\nnot json\n\n"+long+"\n"+`{"ok":2}`+"\n")
-	logs := &syncBuffer{}
+	testkit.AppendFile(t, path, `{"ok":1}`+"\nnot json\n\n"+long+"\n"+`{"ok":2}`+"\n")
+	logs := &testkit.SyncBuffer{}
 	r := openTestReader(t, dir, ReaderOptions{
 		MaxLineBytes: 100,
 		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
@@ -276,13 +248,13 @@ func TestSkipsMalformedLinesAndLogsThemOnce(t *testing.T) {
 func TestOversizedPartialLineIsDroppedWithBoundedMemory(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "incidents-2026-03-22.jsonl")
-	appendFile(t, path, strings.Repeat("y", 300))
+	testkit.AppendFile(t, path, strings.Repeat("y", 300))
 	r := openTestReader(t, dir, ReaderOptions{MaxLineBytes: 100})
 	b := next(t, r, 10) // consumes the oversized bytes, no lines
 	if len(b.Lines) != 0 || r.Malformed() != 1 {
 		t.Fatalf("lines %q malformed %d", texts(b), r.Malformed())
 	}
-	appendFile(t, path, strings.Repeat("y", 50)+"\nok\n")
+	testkit.AppendFile(t, path, strings.Repeat("y", 50)+"\nok\n")
 	var got []string
 	for len(got) < 1 {
 		got = append(got, texts(next(t, r, 10))...)
@@ -370,7 +342,7 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
-		appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), string(data))
+		testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), string(data))
 		r := openTestReader(t, dir, ReaderOptions{MaxLineBytes: 64})
 		var want []string
 		parts := bytes.Split(data, []byte("\n"))
@@ -427,9 +399,9 @@ func FuzzParseCursor(f *testing.F) {
 
 func TestACorruptCursorStartsOverInsteadOfFailing(t *testing.T) {
 	dir := t.TempDir()
-	appendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "a\nb\n")
+	testkit.AppendFile(t, filepath.Join(dir, "incidents-2026-03-22.jsonl"), "a\nb\n")
 	os.WriteFile(filepath.Join(dir, "cursor.json"), []byte("\x00\x00garbage"), 0o640)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	r := openTestReader(t, dir, ReaderOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if got := strings.Join(texts(next(t, r, 10)), ","); got != "a,b" {
 		t.Fatalf("got %q", got)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/sensor/enrich/cache"
+	"github.com/attackmap/attackmap/sensor/enrich/cooldown"
 )
 
 // DefaultURL is the check endpoint.
@@ -81,11 +82,11 @@ type Client struct {
 	log   *slog.Logger
 	cache *cache.Cache[netip.Addr, Report]
 
-	mu           sync.Mutex
-	day          string // UTC date the budget counts
-	used         int
-	blockedUntil time.Time
-	failures     uint64
+	quiet *cooldown.Cooldown
+
+	mu   sync.Mutex
+	day  string // UTC date the budget counts
+	used int
 }
 
 // New returns a client; it fails without a key.
@@ -128,6 +129,7 @@ func New(opts Options) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.cache = cache.New[netip.Addr, Report](opts.CacheSize, opts.CacheTTL, opts.Now)
+	c.quiet = cooldown.New("abuseipdb", opts.ErrorPause, opts.Now, c.log)
 	return c, nil
 }
 
@@ -136,7 +138,7 @@ func (c *Client) Used() (today int, failures uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rollDayLocked()
-	return c.used, c.failures
+	return c.used, c.quiet.Failures()
 }
 
 // CheckAll checks the addresses (from the cache, else with up to Parallel
@@ -206,7 +208,7 @@ func (c *Client) check(ctx context.Context, ip netip.Addr) (Report, error) {
 	c.mu.Lock()
 	c.rollDayLocked()
 	switch {
-	case c.opts.Now().Before(c.blockedUntil):
+	case c.quiet.Active():
 		c.mu.Unlock()
 		return Report{}, errPaused
 	case c.used >= c.opts.DailyBudget:
@@ -327,11 +329,7 @@ func (c *Client) honourRateLimit(h http.Header) {
 			until = t
 		}
 	}
-	c.mu.Lock()
-	if until.After(c.blockedUntil) {
-		c.blockedUntil = until
-	}
-	c.mu.Unlock()
+	c.quiet.Until(until)
 }
 
 // retryAfter reads Retry-After (seconds), defaulting to a minute and capped
@@ -344,16 +342,4 @@ func retryAfter(h http.Header) time.Duration {
 }
 
 // fail counts a failure and pauses the client for pause (or ErrorPause).
-func (c *Client) fail(err error, pause time.Duration) error {
-	if pause <= 0 {
-		pause = c.opts.ErrorPause
-	}
-	c.mu.Lock()
-	c.failures++
-	if until := c.opts.Now().Add(pause); until.After(c.blockedUntil) {
-		c.blockedUntil = until
-	}
-	c.mu.Unlock()
-	c.log.Warn("abuseipdb: request failed, pausing", "err", err, "pause", pause)
-	return err
-}
+func (c *Client) fail(err error, pause time.Duration) error { return c.quiet.Fail(err, pause) }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/sensor/enrich/cache"
+	"github.com/attackmap/attackmap/sensor/enrich/cooldown"
 	"github.com/attackmap/attackmap/sensor/geoip"
 )
 
@@ -78,10 +79,10 @@ type Client struct {
 	log   *slog.Logger
 	cache *cache.Cache[netip.Addr, geoip.Result]
 
-	mu           sync.Mutex
-	blockedUntil time.Time
-	requests     uint64
-	failures     uint64
+	quiet *cooldown.Cooldown
+
+	mu       sync.Mutex
+	requests uint64
 }
 
 // New returns a client.
@@ -112,6 +113,7 @@ func New(opts Options) *Client {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.cache = cache.New[netip.Addr, geoip.Result](opts.CacheSize, opts.CacheTTL, opts.Now)
+	c.quiet = cooldown.New("ipapi", opts.ErrorPause, opts.Now, c.log)
 	return c
 }
 
@@ -119,7 +121,7 @@ func New(opts Options) *Client {
 func (c *Client) Stats() (requests, failures uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.requests, c.failures
+	return c.requests, c.quiet.Failures()
 }
 
 // Lookup places the addresses it can: from the cache, then with one request
@@ -172,12 +174,10 @@ type Answer struct {
 }
 
 func (c *Client) batch(ctx context.Context, ips []netip.Addr, out map[netip.Addr]geoip.Result) error {
-	now := c.opts.Now()
-	c.mu.Lock()
-	if now.Before(c.blockedUntil) {
-		c.mu.Unlock()
+	if c.quiet.Active() {
 		return errPaused
 	}
+	c.mu.Lock()
 	c.requests++
 	c.mu.Unlock()
 
@@ -290,26 +290,12 @@ func (c *Client) honourRateLimit(resp *http.Response) {
 	}
 	if rl := headerInt(resp.Header, "X-Rl", 1); rl <= 0 {
 		ttl := headerInt(resp.Header, "X-Ttl", 60)
-		c.mu.Lock()
-		c.blockedUntil = c.opts.Now().Add(time.Duration(ttl) * time.Second)
-		c.mu.Unlock()
+		c.quiet.Until(c.opts.Now().Add(time.Duration(ttl) * time.Second))
 	}
 }
 
 // fail counts a failure and pauses the client for pause (or ErrorPause).
-func (c *Client) fail(err error, pause time.Duration) error {
-	if pause <= 0 {
-		pause = c.opts.ErrorPause
-	}
-	c.mu.Lock()
-	c.failures++
-	if until := c.opts.Now().Add(pause); until.After(c.blockedUntil) {
-		c.blockedUntil = until
-	}
-	c.mu.Unlock()
-	c.log.Warn("ipapi: request failed, pausing", "err", err, "pause", pause)
-	return err
-}
+func (c *Client) fail(err error, pause time.Duration) error { return c.quiet.Fail(err, pause) }
 
 // headerInt reads a non-negative integer header, capped at a day so that a
 // hostile header cannot switch the client off for years.
