@@ -37,10 +37,7 @@ const deliveryGrace = 5 * time.Second
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("attackmap-drill demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defDir := getenv("ATTACKMAP_DRILL_DIR")
-	if defDir == "" {
-		defDir = filepath.Join("data", "drill")
-	}
+	defDir := drillDir(getenv)
 	dir := fs.String("dir", defDir, "directory for the drill sensor's configuration, logs, overlay and data (env ATTACKMAP_DRILL_DIR)")
 	sensor := fs.String("sensor", "bin/attackmap-sensor", "the attackmap-sensor binary to start")
 	listen := fs.String("listen", ":8080", "address the drill sensor serves the relay and the map on")
@@ -63,10 +60,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			"attack failed, 2 a bad command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if stop, err := parse(fs, args, stdout, stderr); stop {
 		return err
 	}
 	if *rounds < 1 || *rounds > 100 {

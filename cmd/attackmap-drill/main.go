@@ -106,31 +106,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return errUsage
 }
 
-// parse parses a flag set: -h prints the command's help on stdout and is
-// a clean exit; a bad flag is one line on stderr pointing to the help, and
-// errUsage.
-func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+// parse parses a flag set. stop is true when the command must end here:
+// -h printed the command's help on stdout (a clean exit, err nil), or a bad
+// flag was one line on stderr pointing to the help (err is errUsage).
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (stop bool, err error) {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fs.Usage()
-			return flag.ErrHelp
+			return true, nil
 		}
 		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", fs.Name(), err, fs.Name())
-		return errUsage
+		return true, errUsage
 	}
 	fs.SetOutput(stderr)
-	return nil
+	return false, nil
+}
+
+// drillDir is the default directory for the drill's files: env
+// ATTACKMAP_DRILL_DIR, else data/drill (next to the sensor's data/).
+func drillDir(getenv func(string) string) string {
+	if d := getenv("ATTACKMAP_DRILL_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("data", "drill")
 }
 
 func runDrill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("attackmap-drill run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defDir := getenv("ATTACKMAP_DRILL_DIR")
-	if defDir == "" {
-		defDir = filepath.Join("data", "drill")
-	}
+	defDir := drillDir(getenv)
 	dir := fs.String("dir", defDir, "directory for the drill's files (env ATTACKMAP_DRILL_DIR); the defaults below are in it")
 	authLog := fs.String("auth-log", "", "file the drill sshd's log lines are appended to, in auth.log format\n(default DIR/auth.log; point the sensor's --auth-log at it)")
 	accessLog := fs.String("access-log", "", "file the drill web server's nginx combined lines are appended to\n(default DIR/access.log; point the sensor's --access-log at it)")
@@ -157,10 +163,7 @@ func runDrill(ctx context.Context, args []string, getenv func(string) string, st
 			"Exit status: 0 every attack ran, 1 an attack failed, 2 a bad command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if stop, err := parse(fs, args, stdout, stderr); stop {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -234,10 +237,7 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 			"Example:\n  attackmap-drill overlay /tmp/drill/geoip-drill.mmdb\n\n"+
 			"Exit status: 0 written, 1 the file could not be written, 2 a bad command line.\n")
 	}
-	if err := parse(fs, args, stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if stop, err := parse(fs, args, stdout, stderr); stop {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -256,10 +256,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("attackmap-drill plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the plan as a JSON array")
-	if err := parse(fs, args, stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if stop, err := parse(fs, args, stdout, stderr); stop {
 		return err
 	}
 	if fs.NArg() > 0 {
