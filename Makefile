@@ -128,14 +128,25 @@ generate-check: generate
 ## against a separate bin/attackmap-relay process; 1 KiB incidents through
 ## the ingest socket; prints subscribers held, relay memory per subscriber,
 ## delivery ratio and broadcast latency p50/p99 (targets: all held, 100%,
-## <= 10 KB, p99 <= 200 ms). Runs twice: clean, then with 1,000 slowloris
-## connections and 100 non-reading feed clients alongside (targets: 100%
-## still, p99 <= 1.2x and RSS <= 1.5x the clean run), side by side.
-## BENCH_RELAY_FLAGS passes options (-n, -rate, -batch, -incidents, -runs;
-## see go run ./relay/cmd/relaybench -h).
+## <= 10 KB, p99 <= 200 ms). Runs the relay before the NATS stream (built
+## from git at BENCH_RELAY_BEFORE into bin/attackmap-relay-before) clean,
+## then today's clean and with 1,000 slowloris connections and 100
+## non-reading feed clients alongside (targets: the stream within 1.2x of
+## before in memory per subscriber and p99; hostile 100% still, p99 <=
+## 1.2x and RSS <= 1.5x the clean run), side by side; then three relays in
+## one NATS cluster (R3 stream), 4,000 subscribers each, and acknowledged
+## ingest throughput (target >= 5,000/s). BENCH_RELAY_FLAGS passes options
+## (-n, -rate, -batch, -incidents, -runs, -cluster-n, -ingest-n; see go run
+## ./relay/cmd/relaybench -h).
+# The last commit whose relay kept its own history files.
+BENCH_RELAY_BEFORE ?= 8612ac5
 bench-relay:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/attackmap-relay
-	$(GO) run ./relay/cmd/relaybench -relay bin/attackmap-relay $(BENCH_RELAY_FLAGS)
+	rm -rf bin/.relay-before && mkdir -p bin/.relay-before
+	git archive $(BENCH_RELAY_BEFORE) | tar -x -C bin/.relay-before
+	cd bin/.relay-before && $(GO) build -trimpath -o ../attackmap-relay-before ./cmd/attackmap-relay
+	rm -rf bin/.relay-before
+	$(GO) run ./relay/cmd/relaybench -relay bin/attackmap-relay -before bin/attackmap-relay-before -cluster $(BENCH_RELAY_FLAGS)
 
 ## bench-sensor: (root) open()/close() storm without and with the eBPF
 ## collectors (median ratio), then loopback connect/accept and closed-port

@@ -1,31 +1,62 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/incident"
 )
 
-// historyText returns today's history file of dir.
-func historyText(t *testing.T, dir string) string {
+// streamMsgs returns how many messages the relay's stream holds.
+func streamMsgs(t *testing.T, r *Relay) uint64 {
 	t.Helper()
-	names, err := jsonl.List(dir, historyPrefix)
-	if err != nil || len(names) == 0 {
-		t.Fatalf("history files: %v %v", names, err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, names[len(names)-1]))
+	info, err := r.nats.stream.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return info.State.Msgs
+}
+
+// writeOldHistory writes history files as a relay before the stream left
+// them: one {"seq","at","incident"} line per incident in
+// history-<day>.jsonl, and the sequence state file when state is not "".
+func writeOldHistory(t *testing.T, dir string, lines map[string][]string, state string) {
+	t.Helper()
+	for day, ls := range lines {
+		if err := os.WriteFile(filepath.Join(dir, historyPrefix+"-"+day+".jsonl"), []byte(strings.Join(ls, "")), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if state != "" {
+		if err := os.WriteFile(filepath.Join(dir, seqFile), []byte(state), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// oldLine is one old history line, newline included.
+func oldLine(t *testing.T, seq uint64, id string, extra map[string]any) string {
+	t.Helper()
+	var in map[string]any
+	if err := json.Unmarshal(inc(id, extra), &in); err != nil {
+		t.Fatal(err)
+	}
+	in["host"] = "web-1"
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := json.Marshal(historyRecord{Seq: seq, At: incTime, Incident: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(l) + "\n"
 }
 
 // publishN publishes incidents named prefix0..prefixN-1 in process.
@@ -38,70 +69,63 @@ func publishN(t *testing.T, r *Relay, prefix string, n int, extra map[string]any
 	}
 }
 
-func TestTornHistoryLinesCountedAsTornNeverGlued(t *testing.T) {
+func TestOldHistoryImportedOnceTornLinesCountedNeverGlued(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// plant changes the history file of 5 stored incidents.
-		plant     func(t *testing.T, path, last string)
-		wantTorn  float64
-		wantFeed  int
-		wantLines int // history lines after a restart and one more incident
+		// plant returns the old history of 5 incidents, changed.
+		plant    func(lines []string) []string
+		wantTorn float64
+		wantFeed int
 	}{
-		{"a torn tail is counted and cut", func(t *testing.T, path, last string) {
-			appendFile(t, path, last[:len(last)/2])
-		}, 1, 5, 6},
-		{"a fragment glued to a whole line yields the line", func(t *testing.T, path, last string) {
+		{"whole files are imported", func(l []string) []string { return l }, 0, 5},
+		{"a torn tail is counted and cut", func(l []string) []string {
+			return append(l, l[4][:len(l[4])/2])
+		}, 1, 5},
+		{"a fragment glued to a whole line yields the line", func(l []string) []string {
 			// What an older writer that did not heal left: a fragment,
 			// then a whole line appended to it.
-			b, _ := os.ReadFile(path)
-			lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
-			glued := strings.Join(lines[:len(lines)-1], "") + lines[len(lines)-2][:20] + last + "\n"
-			if err := os.WriteFile(path, []byte(glued), 0o640); err != nil {
-				t.Fatal(err)
-			}
-		}, 1, 5, 6},
+			return append(l[:4:4], l[3][:20]+l[4])
+		}, 1, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			tr := newTestRelay(t, Config{DataDir: dir})
-			publishN(t, tr.Relay, "t", 5, nil)
-			tr.Close()
-			names, _ := jsonl.List(dir, historyPrefix)
-			path := filepath.Join(dir, names[0])
-			text := historyText(t, dir)
-			last := text[strings.LastIndexByte(strings.TrimSuffix(text, "\n"), '\n')+1 : len(text)-1]
-			tc.plant(t, path, last)
+			day := incTime.Format(time.DateOnly)
+			var lines []string
+			for i := range 5 {
+				lines = append(lines, oldLine(t, uint64(i+1), fmt.Sprintf("t%d", i), nil))
+			}
+			writeOldHistory(t, dir, map[string][]string{day: tc.plant(lines)}, "1005\n")
 
-			tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
-			if got := len(tr2.store.recent(100, false)); got != tc.wantFeed {
+			tr := newTestRelay(t, Config{DataDir: dir})
+			if got := len(tr.store.recent(100, false)); got != tc.wantFeed {
 				t.Errorf("feed holds %d, want %d", got, tc.wantFeed)
 			}
-			if v := metricValue(t, tr2, `attackmap_relay_history_lines_skipped_total{reason="torn"}`); v != tc.wantTorn {
+			if v := metricValue(t, tr, `attackmap_relay_history_lines_skipped_total{reason="torn"}`); v != tc.wantTorn {
 				t.Errorf("torn lines counted %v, want %v", v, tc.wantTorn)
 			}
-			if v := metricValue(t, tr2, `attackmap_relay_history_lines_skipped_total{reason="malformed"}`); v != 0 {
+			if v := metricValue(t, tr, `attackmap_relay_history_lines_skipped_total{reason="malformed"}`); v != 0 {
 				t.Errorf("malformed lines counted %v, want 0", v)
 			}
-			publishN(t, tr2.Relay, "after", 1, nil)
-			tr2.Close()
-			tr3 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
-			defer tr3.Close()
-			if got := len(tr3.store.recent(100, false)); got != tc.wantFeed+1 {
-				t.Errorf("after a restart the feed holds %d, want %d (the next line was glued to the fragment?)", got, tc.wantFeed+1)
+			// Imported after the old reservation: no old number reused.
+			if es := tr.store.recent(100, false); len(es) == 0 || es[0].seq != 1006 {
+				t.Errorf("first imported incident has seq %v, want 1006 (after the old state's 1005)", es)
+			}
+			for _, name := range []string{historyPrefix + "-" + day + ".jsonl", seqFile} {
+				if _, err := os.Stat(filepath.Join(dir, name+importedSuffix)); err != nil {
+					t.Errorf("%s not marked imported: %v", name, err)
+				}
+			}
+			publishN(t, tr.Relay, "after", 1, nil)
+			tr.Close()
+			tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
+			defer tr2.Close()
+			if got := len(tr2.store.recent(100, false)); got != tc.wantFeed+1 {
+				t.Errorf("after a restart the feed holds %d, want %d (imported twice, or lost?)", got, tc.wantFeed+1)
+			}
+			if n := streamMsgs(t, tr2.Relay); n != uint64(tc.wantFeed+1) {
+				t.Errorf("the stream holds %d messages, want %d", n, tc.wantFeed+1)
 			}
 		})
-	}
-}
-
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -146,7 +170,7 @@ func TestRedeliveriesBeyondTheRingDroppedUpdatesStored(t *testing.T) {
 		t.Fatalf("the replay took sequence numbers %d..%d", seqBefore+1, tr.store.seq)
 	}
 	if v := metricValue(t, tr, "attackmap_relay_incidents_duplicate_indexed_total"); v != 15 {
-		t.Errorf("%v repeats dropped by the index, want 15", v)
+		t.Errorf("%v repeats dropped by the stream, want 15", v)
 	}
 	// Updates of incidents past the ring are stored: a higher count, then
 	// the same with a changed action; a replay of the older version is not.
@@ -157,7 +181,7 @@ func TestRedeliveriesBeyondTheRingDroppedUpdatesStored(t *testing.T) {
 		t.Errorf("%d updates stored, want 2", got)
 	}
 	tr.Close()
-	// The index is rebuilt from the history at start.
+	// The stream's de-duplication window outlives a restart.
 	tr2 := newTestRelay(t, Config{DataDir: dir, RingSize: 5, TokenFile: filepath.Join(dir, "tokens")})
 	defer tr2.Close()
 	seqBefore = tr2.store.seq
@@ -166,8 +190,8 @@ func TestRedeliveriesBeyondTheRingDroppedUpdatesStored(t *testing.T) {
 	if tr2.store.seq != seqBefore {
 		t.Errorf("after a restart the replay took %d sequence numbers", tr2.store.seq-seqBefore)
 	}
-	if n := strings.Count(historyText(t, dir), "\n"); n != 22 {
-		t.Errorf("history holds %d lines, want 22 (20 and 2 updates)", n)
+	if n := streamMsgs(t, tr2.Relay); n != 22 {
+		t.Errorf("the stream holds %d messages, want 22 (20 and 2 updates)", n)
 	}
 	// Another host's copy of the same id is its own incident.
 	if _, err := tr2.PublishDurable(Host{Name: "web-2"}, []json.RawMessage{inc("r0", nil)}); err != nil || tr2.store.seq != seqBefore+1 {
@@ -176,38 +200,7 @@ func TestRedeliveriesBeyondTheRingDroppedUpdatesStored(t *testing.T) {
 }
 
 func TestSequenceNumbersNeverReused(t *testing.T) {
-	seqState := func(t *testing.T, dir string) uint64 {
-		b, err := os.ReadFile(filepath.Join(dir, seqFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		return n
-	}
-	t.Run("a crash skips the rest of the reserved block", func(t *testing.T) {
-		dir := t.TempDir()
-		tr := newTestRelay(t, Config{DataDir: dir})
-		publishN(t, tr.Relay, "a", 3, nil)
-		reserved := seqState(t, dir)
-		if reserved <= 3 {
-			t.Fatalf("state %d: nothing reserved beyond what was used", reserved)
-		}
-		// A crash (no Close), and the history lost its last line (a
-		// power cut before the fsync of a broadcast line).
-		names, _ := jsonl.List(dir, historyPrefix)
-		path := filepath.Join(dir, names[0])
-		text := historyText(t, dir)
-		if err := os.WriteFile(path, []byte(text[:strings.LastIndexByte(strings.TrimSuffix(text, "\n"), '\n')+1]), 0o640); err != nil {
-			t.Fatal(err)
-		}
-		tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
-		defer tr2.Close()
-		publishN(t, tr2.Relay, "b", 1, nil)
-		if tr2.store.seq != reserved+1 {
-			t.Fatalf("after a crash the next number is %d, want %d (after the reservation)", tr2.store.seq, reserved+1)
-		}
-	})
-	t.Run("a clean stop continues at the next number", func(t *testing.T) {
+	t.Run("a stop continues at the next number", func(t *testing.T) {
 		dir := t.TempDir()
 		tr := newTestRelay(t, Config{DataDir: dir})
 		publishN(t, tr.Relay, "a", 3, nil)
@@ -219,71 +212,65 @@ func TestSequenceNumbersNeverReused(t *testing.T) {
 			t.Fatalf("next number %d, want 4", tr2.store.seq)
 		}
 	})
-	t.Run("an unwritable reservation refuses ingest and publishes nothing", func(t *testing.T) {
-		dir := t.TempDir()
-		tr := newTestRelay(t, Config{DataDir: dir})
-		defer tr.Close()
-		// A directory in the way: the rename over it fails.
-		if err := os.MkdirAll(filepath.Join(dir, seqFile, "x"), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		_, err := tr.PublishDurable(Host{Name: "web-1"}, []json.RawMessage{inc("a", nil)})
-		if !errors.Is(err, ErrNotStored) || tr.store.seq != 0 || tr.hub.LastSeq() != 0 {
-			t.Fatalf("got %v, seq %d, hub %d; want ErrNotStored and nothing published", err, tr.store.seq, tr.hub.LastSeq())
-		}
-		if v := metricValue(t, tr, `attackmap_relay_batches_not_stored_total{reason="seq_state"}`); v != 1 {
-			t.Errorf("seq_state refusals %v, want 1", v)
-		}
-		os.RemoveAll(filepath.Join(dir, seqFile))
-		publishN(t, tr.Relay, "a", 1, nil)
-		if tr.store.seq != 1 {
-			t.Errorf("after the fix: seq %d", tr.store.seq)
-		}
-	})
-	t.Run("an unreadable state jumps far past the history", func(t *testing.T) {
+	t.Run("expired incidents keep their numbers", func(t *testing.T) {
 		dir := t.TempDir()
 		tr := newTestRelay(t, Config{DataDir: dir})
 		publishN(t, tr.Relay, "a", 3, nil)
-		tr.Close()
-		if err := os.WriteFile(filepath.Join(dir, seqFile), []byte("x\n"), 0o640); err != nil {
+		if err := tr.nats.stream.Purge(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		tr.Close()
 		tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
 		defer tr2.Close()
-		if tr2.store.seq != 3+seqCorruptJump {
-			t.Fatalf("seq %d, want %d", tr2.store.seq, 3+seqCorruptJump)
+		publishN(t, tr2.Relay, "b", 1, nil)
+		if tr2.store.seq != 4 {
+			t.Fatalf("after the stream emptied the next number is %d, want 4", tr2.store.seq)
+		}
+	})
+	t.Run("an unreadable old state jumps far past the old history", func(t *testing.T) {
+		dir := t.TempDir()
+		writeOldHistory(t, dir, map[string][]string{incTime.Format(time.DateOnly): {oldLine(t, 7, "a", nil)}}, "x\n")
+		tr := newTestRelay(t, Config{DataDir: dir})
+		defer tr.Close()
+		if es := tr.store.recent(10, false); len(es) != 1 || es[0].seq != 1_000_001 {
+			t.Fatalf("imported %d incidents, seq %v; want one at 1000001", len(es), es)
 		}
 	})
 }
 
-func TestSeenIndexKeepsDaysWithinRetention(t *testing.T) {
-	x := newSeen()
-	x.add("2026-03-01", 1)
-	x.add("2026-03-02", 2)
-	x.add("2026-03-03", 3) // compacts the two days before
-	if x.days["2026-03-01"].sorted == nil || x.days["2026-03-03"].set == nil {
-		t.Fatal("older days not compacted into sorted slices")
+func TestVersionIDsAndSubjects(t *testing.T) {
+	base := incident.Incident{ID: "ssh:1.2.3.4", Host: "web-1", LastSeen: incTime, Count: 5, Severity: "high"}
+	for _, tc := range []struct {
+		name   string
+		change func(*incident.Incident)
+		same   bool
+	}{
+		{"the same version has the same id", func(*incident.Incident) {}, true},
+		{"another host", func(in *incident.Incident) { in.Host = "web-2" }, false},
+		{"a later last_seen", func(in *incident.Incident) { in.LastSeen = in.LastSeen.Add(time.Second) }, false},
+		{"a higher count", func(in *incident.Incident) { in.Count++ }, false},
+		{"a block applied", func(in *incident.Incident) { in.Action = "blocked" }, false},
+		{"a host and id that concatenate alike", func(in *incident.Incident) { in.Host, in.ID = "web-1ssh:", "1.2.3.4" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := base
+			tc.change(&in)
+			if got := versionID(&in) == versionID(&base); got != tc.same {
+				t.Errorf("same id %v, want %v", got, tc.same)
+			}
+		})
 	}
-	for _, v := range []uint64{1, 2, 3} {
-		if !x.has(v) {
-			t.Errorf("lost %d", v)
+	for host, want := range map[string]string{
+		"web-1":   "attackmap.incidents.web-1",
+		"a.b":     "attackmap.incidents.~612e62",
+		"x y":     "attackmap.incidents.~782079",
+		">":       "attackmap.incidents.~3e",
+		"~61":     "attackmap.incidents.~7e3631",
+		"":        "attackmap.incidents.~",
+		"Büro_01": "attackmap.incidents.~42c3bc726f5f3031",
+	} {
+		if got := hostSubject(host); got != want {
+			t.Errorf("hostSubject(%q) = %q, want %q", host, got, want)
 		}
 	}
-	x.add("2026-03-01", 4) // an older day written again
-	if !x.has(1) || !x.has(4) || x.len() != 4 {
-		t.Errorf("re-opened day: has(1) %v has(4) %v len %d", x.has(1), x.has(4), x.len())
-	}
-	x.expire(mustDay(t, "2026-03-02"))
-	if x.has(1) || x.has(4) || !x.has(2) || x.len() != 2 {
-		t.Errorf("after expiry: has(1) %v has(2) %v len %d", x.has(1), x.has(2), x.len())
-	}
-}
-
-func mustDay(t *testing.T, s string) time.Time {
-	t.Helper()
-	d, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }

@@ -73,19 +73,14 @@ func (r *Relay) routes() http.Handler {
 	public("/api/live-feed/stream", longLived(r.serveStream))
 	public("/api/live-feed.geojson", r.bounded(r.serveGeoJSON))
 	public("/api/stats", r.bounded(r.serveStats))
+	public("/api/history", r.bounded(r.serveHistory))
 	mux.HandleFunc("GET /api/ingest", longLived(r.serveIngest))
-	mux.HandleFunc("GET /healthz", r.bounded(serveHealth))
+	mux.HandleFunc("GET /healthz", r.bounded(r.serveHealth))
 	// Metrics are served on their own listener (ServeMetrics); here the
 	// path is claimed so that the site's handler cannot answer it.
 	mux.HandleFunc("/metrics", r.bounded(http.NotFound))
 	mux.HandleFunc("/", r.bounded(r.serveSite))
 	return r.guard(mux)
-}
-
-func serveHealth(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = io.WriteString(w, "ok\n")
 }
 
 // guard runs before any route. It refuses requests that carry a body (no
@@ -455,6 +450,16 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		r.limits.release(addr)
 		r.m.disconnects.WithLabelValues(reason.String()).Inc()
 	}
+	// A resume point whose next incidents already left the ring (a small
+	// ring, or a relay that restarted) is served from the stream up to
+	// the ring, then from the ring: no reset while the gap is within
+	// ResumeWindow.
+	var catch []byte
+	if ev := r.hub.Evicted(); resume && after < ev {
+		if frames, last, ok := r.catchUp(req.Context(), after, ev, r.cfg.ResumeWindow); ok {
+			catch, after = frames, last
+		}
+	}
 	rc := http.NewResponseController(w)
 	conn, brw, err := rc.Hijack()
 	if err == nil {
@@ -462,7 +467,7 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		// an SSE client sends nothing more. Dropping brw frees net/http's
 		// 4 KiB read and write buffers.
 		_ = brw
-		head := responseHead(h)
+		head := append(responseHead(h), catch...)
 		if tc, ok := tcpConn(conn); ok && r.cfg.SendBuffer > 0 {
 			_ = tc.SetWriteBuffer(r.cfg.SendBuffer)
 		}
@@ -473,7 +478,7 @@ func (r *Relay) serveStream(w http.ResponseWriter, req *http.Request) {
 		}
 		return
 	}
-	r.streamFallback(w, rc, req, resume, after, addr, onClose)
+	r.streamFallback(w, rc, req, resume, after, addr, catch, onClose)
 }
 
 // refuseStream answers a stream request over a limit, under a write
@@ -486,9 +491,11 @@ func refuseStream(w http.ResponseWriter, retry, msg string, code int) {
 	http.Error(w, msg, code)
 }
 
-func (r *Relay) streamFallback(w http.ResponseWriter, rc *http.ResponseController, req *http.Request, resume bool, after uint64, addr netip.Addr, onClose func(hub.Reason)) {
+func (r *Relay) streamFallback(w http.ResponseWriter, rc *http.ResponseController, req *http.Request, resume bool, after uint64, addr netip.Addr, catch []byte, onClose func(hub.Reason)) {
 	w.WriteHeader(http.StatusOK)
+	_ = rc.SetWriteDeadline(time.Now().Add(r.writeTimeout()))
 	_, _ = io.WriteString(w, retryLine)
+	_, _ = w.Write(catch)
 	if err := rc.Flush(); err != nil {
 		r.limits.release(addr)
 		return
@@ -541,7 +548,8 @@ const placeholder = `<!doctype html>
 <ul><li><a href="/api/live-feed">/api/live-feed</a> (JSON)</li>
 <li><a href="/api/live-feed/stream">/api/live-feed/stream</a> (Server-Sent Events)</li>
 <li><a href="/api/live-feed.geojson">/api/live-feed.geojson</a> (GeoJSON)</li>
-<li><a href="/api/stats">/api/stats</a></li></ul>
+<li><a href="/api/stats">/api/stats</a></li>
+<li><a href="/api/history">/api/history</a> (JSON, by time)</li></ul>
 </body></html>
 `
 

@@ -40,7 +40,7 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 	ok := false
 	var ferr error
 	if r.tokens != nil && hasTok {
-		entry, ok, ferr = r.tokens.Lookup(tok)
+		entry, ok, ferr = r.lookupToken(tok)
 	}
 	c, err := websocket.Accept(w, req, nil)
 	if err != nil {
@@ -83,14 +83,14 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 	}
 	defer r.sensors.remove(sc)
 	// The token may have gone between the lookup and the registration.
-	if !r.tokens.Current(entry) {
+	if !r.tokenCurrent(entry) {
 		r.revoke(sc)
 		return
 	}
 	r.log.Debug("sensor connected", "host", host.Name, "remote", req.RemoteAddr)
-	// Acks go out from their own goroutine after the history is fsynced,
-	// so the read loop publishes the next batch while the disk works and
-	// broadcasts never wait for fsync. At most ackWindow acks wait: a
+	// Acks go out from their own goroutine after JetStream's ack, so
+	// the read loop publishes the next batch while the stream stores
+	// this one. At most ackWindow acks wait: a
 	// sensor that pipelines further is slowed down by the read loop.
 	acks := make(chan published, ackWindow)
 	ackDone := make(chan struct{})
@@ -141,11 +141,7 @@ func (r *Relay) serveIngest(w http.ResponseWriter, req *http.Request) {
 			// 1013 (try again later) for a spent budget or a full disk,
 			// which pass, 1011 for other storage failures.
 			drainAcks()
-			code := websocket.StatusInternalError
-			if errors.Is(err, ErrHistoryFull) || errors.Is(err, ErrDiskFull) {
-				code = websocket.StatusTryAgainLater
-			}
-			refuseBatch(ctx, c, b.Batch, code, err)
+			refuseBatch(ctx, c, b.Batch, refuseCode(err), err)
 			return
 		}
 		p.ack.Batch = b.Batch
@@ -236,11 +232,14 @@ func (r *Relay) onTokensChanged() {
 		r.dm.tokenFileOK.Set(1)
 		r.log.Info("token file loaded", "path", r.cfg.TokenFile)
 	}
-	for _, sc := range r.sensors.all() {
-		if !r.tokens.Current(sc.entry) {
-			go r.revoke(sc)
-		}
+	// The bucket takes the file's changes (runTokenSync); its watcher
+	// closes the sockets of tokens removed there. A file that became
+	// unusable closes every socket here at once.
+	select {
+	case r.tk.kick <- struct{}{}:
+	default: // an application is already due
 	}
+	r.revokeStale()
 }
 
 // revoke closes a socket whose token is gone: 1008 for a removed or
@@ -300,10 +299,20 @@ func newDataMetrics(reg prometheus.Registerer) *dataMetrics {
 	return m
 }
 
-// ackWindow is how many acks may wait for fsync and the socket per
+// ackWindow is how many acks may wait for the stream and the socket per
 // sensor connection; 8 batches of up to 100 incidents is plenty of
 // pipelining for a sensor, and bounds what one connection holds.
 const ackWindow = 8
+
+// refuseCode is the close status for a refused batch: 1013 (try again
+// later) for a spent budget, a full disk or a lost stream, which pass, 1011
+// for other storage failures.
+func refuseCode(err error) websocket.StatusCode {
+	if errors.Is(err, ErrHistoryFull) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrStreamUnavailable) {
+		return websocket.StatusTryAgainLater
+	}
+	return websocket.StatusInternalError
+}
 
 // refuseBatch tells the sensor why batch was not stored (a TypeError
 // message) and closes the socket with code.
@@ -315,9 +324,10 @@ func refuseBatch(ctx context.Context, c *websocket.Conn, batch uint64, code webs
 	_ = c.Close(code, closeReason(err.Error()))
 }
 
-// writeAcks fsyncs the history and sends each ack in order. A batch whose
-// lines the fsync did not make safe is refused instead (an error message
-// and 1011), and so is everything after it. After a write error it closes
+// writeAcks waits for JetStream's ack of each batch and sends each ack in
+// order. A batch the stream did not store whole is refused instead (an
+// error message and 1013 for a full disk or a lost stream, which pass,
+// 1011 otherwise), and so is everything after it. After a write error it closes
 // the socket (the read loop then ends) and drains.
 func (r *Relay) writeAcks(ctx context.Context, c *websocket.Conn, acks <-chan published, done chan<- struct{}) {
 	defer close(done)
@@ -326,9 +336,9 @@ func (r *Relay) writeAcks(ctx context.Context, c *websocket.Conn, acks <-chan pu
 		if failed {
 			continue
 		}
-		if err := r.syncHistory(p.gen, p.check); err != nil {
+		if err := r.confirm(&p); err != nil {
 			failed = true
-			refuseBatch(ctx, c, p.ack.Batch, websocket.StatusInternalError, err)
+			refuseBatch(ctx, c, p.ack.Batch, refuseCode(err), err)
 			continue
 		}
 		msg, _ := json.Marshal(p.ack)

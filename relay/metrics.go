@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ingestBad: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay",
 			Name: "ingest_bad_messages_total", Help: "Ingest messages that closed the socket, by kind (too_big, malformed, binary)."},
 			[]string{"kind"}),
-		histErrors: c("history_errors_total", "History lines that could not be written or synced (the incident was still broadcast)."),
+		histErrors: c("history_errors_total", "Batches the stream did not acknowledge (not stored, not broadcast, not acknowledged to the sensor; see batches_not_stored_total for why)."),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "attackmap", Subsystem: "relay", Name: "fanout_seconds",
 			Help:    "Time from an incident entering the hub until a writer handed it to all its subscribers' sockets (one observation per incident and writer).",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .15, .2, .3, .5, 1, 2, 5}}),

@@ -4,42 +4,41 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/internal/jsonl"
-	"github.com/attackmap/attackmap/relay/hub"
 )
 
 // published is what publish did with a batch, for the acknowledgement.
 type published struct {
 	ack incident.Ack
-	// gen is the history's write generation after the batch: the ack
-	// waits for an fsync that covers it.
-	gen uint64
-	// check are the entries the batch wrote or matched as repeats while
-	// still in the ring: the ack is refused if one of them turns out not
-	// to be on disk (a failed fsync).
-	check []*entry
+	// futs are the batch's messages on their way to the stream: the
+	// ack waits for JetStream's ack of every one (confirm).
+	futs []jetstream.PubAckFuture
+	at   time.Time
+	host string
 }
 
 // publish is the one ingest path, for the socket and for Publish: each
 // incident is prepared on its own (a bad one is rejected by index, the rest
-// go on), repeats are acknowledged and dropped (in the ring, or, after they
-// left it, by the retention-long index), new incidents and updates get the
-// next sequence number, their history line is written, and only then they
-// enter the ring, the index and the stats and are handed to the hub. The
-// caller calls syncHistory before acknowledging, so broadcasting never
-// waits for fsync.
+// go on), repeats still in the ring are acknowledged and dropped, and the
+// rest is published to the stream with its version id (so the stream drops
+// what it already holds within its de-duplication window). It does not
+// wait for the stream: the caller calls confirm before acknowledging, so
+// the read loop takes the next batch while JetStream stores this one.
+// Nothing is broadcast here: the consumer broadcasts what the stream
+// stored, on every relay.
 //
 // A non-nil error means the batch could not be stored whole (the daily
-// budget, a full disk, the sequence reservation, a write error): what was
-// not stored was not broadcast, and the caller must not acknowledge the
-// batch. The sensor then resends it; what was stored of it is dropped as a
-// repeat, the rest is stored.
+// budget, a full disk, a lost stream): the caller must not acknowledge it.
+// The sensor then resends it; what was stored of it is dropped as a repeat,
+// the rest is stored.
 func (r *Relay) publish(host Host, raws []json.RawMessage) (published, error) {
-	out := published{ack: incident.Ack{Type: incident.TypeAck, Rejected: []incident.Rejection{}}}
+	out := published{ack: incident.Ack{Type: incident.TypeAck, Rejected: []incident.Rejection{}}, host: host.Name}
 	ack := &out.ack
 	preps := make([]prepared, 0, len(raws))
 	for i, raw := range raws {
@@ -61,137 +60,177 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (published, error) {
 		return out, nil
 	}
 	now := r.now()
-	day := now.UTC().Format(time.DateOnly)
+	out.at = now
 	s := r.store
-	frames := make([]*hub.Frame, 0, len(preps))
-	dups, oldDups := 0, 0
-	var herr error
-	var written int64 // history bytes this batch added
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		r.dm2.refused.WithLabelValues("closed").Inc()
 		return out, fmt.Errorf("relay: %w: the relay is stopping; send the batch again", ErrNotStored)
 	}
-	if s.hist != nil {
-		if err := r.reserveHistory(host.Name, preps, now); err != nil {
+	if !r.nats.nc.IsConnected() {
+		err := r.refuse("stream_unavailable", r.natsWhere(), errors.New("no connection to NATS"), now)
+		s.mu.Unlock()
+		return out, err
+	}
+	if err := r.reserveHistory(host.Name, preps, now); err != nil {
+		s.mu.Unlock()
+		return out, err
+	}
+	send := preps[:0]
+	dups := 0
+	var need int64
+	for i := range preps {
+		p := &preps[i]
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !updates(&p.in, &old.key) {
+			dups++
+			continue
+		}
+		send = append(send, *p)
+		need += int64(len(p.json)) + historyOverhead
+	}
+	if d := r.nats.storeDir; d != "" && len(send) > 0 {
+		if free := jsonl.FreeBytes(d); free >= 0 && free < diskReserve+2*need {
+			err := r.refuse("disk_full", d, fmt.Errorf("%d bytes free, the batch needs %d and the store keeps %d in reserve", free, need, diskReserve), now)
 			s.mu.Unlock()
 			return out, err
 		}
 	}
-	// A new day: forget the index's days past retention, as the journal
-	// removes their files (incidents that old are refused anyway).
-	if r.cfg.RetentionDays > 0 && day > s.seen.newest {
-		s.seen.expire(now.AddDate(0, 0, -r.cfg.RetentionDays))
-	}
-	// Reserve sequence numbers for every incident of the batch before
-	// any is published (repeats leave a few unused: gaps are allowed).
-	if err := s.reserveSeq(s.seq + uint64(len(preps))); err != nil {
-		reason := "seq_state"
-		if jsonl.DiskFull(err) {
-			reason = "disk_full"
-		}
-		herr = r.refuse(reason, filepath.Join(s.dir, seqFile), err, now)
-		s.mu.Unlock()
-		return out, herr
-	}
-	// write appends one history line; false after a failure (herr set).
-	write := func(e *entry) bool {
-		if s.hist == nil {
-			return true
-		}
-		l, err := historyLine(e.seq, now, e.json)
-		if err == nil {
-			err = s.hist.Append(l)
-		}
-		if err != nil {
-			herr = r.refuse(writeReason(err), s.dir, err, now)
-			return false
-		}
-		r.stored()
-		written += int64(len(l)) + 1
-		s.gen++
-		e.gen = s.gen
-		s.unsynced = append(s.unsynced, e)
-		return true
-	}
-	for i := range preps {
-		p := &preps[i]
-		vh := s.seen.hash(&p.in)
-		old := s.byID[dedupKey(&p.in)]
-		switch {
-		case old != nil && old.unsaved && !updates(&p.in, &old.key):
-			// A resend of a line that may not have reached the disk:
-			// write it again, do not broadcast it again.
-			if !write(old) {
-				break
-			}
-			old.unsaved = false
-			s.seen.add(day, old.vh)
-			out.check = append(out.check, old)
-			ack.Accepted++
-			dups++
-			continue
-		case s.seen.has(vh):
-			if old == nil {
-				oldDups++
-			} else {
-				out.check = append(out.check, old)
-			}
-			ack.Accepted++
-			dups++
-			continue
-		case old != nil && !updates(&p.in, &old.key):
-			out.check = append(out.check, old)
-			ack.Accepted++
-			dups++
-			continue
-		default:
-			e := newEntry(s.seq+1, p)
-			e.vh = vh
-			if !write(e) {
-				break
-			}
-			if s.insert(e) {
-				r.stats.add(&p.in, now)
-			}
-			s.seen.add(day, vh)
-			frames = append(frames, &hub.Frame{Seq: e.seq, Data: e.frame})
-			out.check = append(out.check, e)
-			ack.Accepted++
-			continue
-		}
-		break // a write failed: the rest of the batch is not stored
-	}
-	if s.hist != nil && written > 0 {
-		s.quota.add(host.Name, written, now)
-	}
-	out.gen = s.gen
-	// The hub was closed only at shutdown; the incidents are in the
-	// history and will be served after the restart.
-	_ = r.hub.Publish(frames...)
 	s.mu.Unlock()
-	r.m.in.Add(float64(len(frames)))
 	r.m.duplicates.Add(float64(dups))
-	r.dm2.oldDups.Add(float64(oldDups))
-	if herr != nil {
-		r.m.histErrors.Inc()
-		return out, herr
+	ack.Accepted = dups
+	for i := range send {
+		p := &send[i]
+		msg := &nats.Msg{Subject: hostSubject(p.in.Host), Data: p.json}
+		f, err := r.nats.js.PublishMsgAsync(msg, jetstream.WithMsgID(versionID(&p.in)))
+		if err != nil {
+			s.mu.Lock()
+			err = r.refuse(pubReason(err), r.natsWhere(), err, now)
+			s.mu.Unlock()
+			return out, err
+		}
+		out.futs = append(out.futs, f)
 	}
+	ack.Accepted += len(send)
 	return out, nil
 }
 
-// reserveHistory checks that the history lines of preps fit the day's
-// budget. It counts what the batch would write at most (exact repeats
-// write nothing, unless their first copy was never stored). Called with
-// r.store.mu held. Over the budget it counts, logs (once a minute per
-// host) and returns an ErrHistoryFull error.
+// confirm waits for JetStream's ack of every message of a batch, then for
+// the relay's own consumer to have applied them (so an acknowledged
+// incident is in the feed), and returns the error that refuses the batch
+// when one was not stored.
+func (r *Relay) confirm(p *published) error {
+	if len(p.futs) == 0 {
+		return nil
+	}
+	// Each publish times out after publishAttempt and is sent again
+	// (same Nats-Msg-Id, so it is stored once) until publishTimeout.
+	deadline := time.Now().Add(publishTimeout)
+	var last uint64
+	in, dups := 0, 0
+	var err error
+	for _, f := range p.futs {
+		var a *jetstream.PubAck
+		if a, err = r.awaitAck(f, deadline); err != nil {
+			break
+		}
+		last = max(last, a.Sequence)
+		if a.Duplicate {
+			dups++
+		} else {
+			in++
+		}
+	}
+	r.m.in.Add(float64(in))
+	r.m.duplicates.Add(float64(dups))
+	r.dm2.oldDups.Add(float64(dups))
+	s := r.store
+	if err != nil {
+		r.m.histErrors.Inc()
+		reason := pubReason(err)
+		where := r.natsWhere()
+		if d := r.nats.storeDir; d != "" {
+			where = d
+			if free := jsonl.FreeBytes(d); free >= 0 && free < diskReserve {
+				reason = "disk_full"
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return r.refuse(reason, where, err, p.at)
+	}
+	s.mu.Lock()
+	r.stored()
+	s.mu.Unlock()
+	if !s.waitApplied(last, applyTimeout) {
+		r.log.Warn("relay: stored incidents not read back from the stream in time", "seq", last, "timeout", applyTimeout)
+	}
+	return nil
+}
+
+// awaitAck waits for one message's ack, sending it again after a timeout
+// or a "no responders" (no stream leader yet) until deadline.
+func (r *Relay) awaitAck(f jetstream.PubAckFuture, deadline time.Time) (*jetstream.PubAck, error) {
+	// A backstop should the client's own timeout not fire.
+	timer := time.NewTimer(time.Until(deadline) + time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-f.Ok():
+			return a, nil
+		case err := <-f.Err():
+			retriable := errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+				errors.Is(err, nats.ErrTimeout)
+			if !retriable || time.Now().After(deadline) {
+				return nil, err
+			}
+			// Give a new leader a moment rather than spinning.
+			time.Sleep(100 * time.Millisecond)
+			nf, perr := r.nats.js.PublishMsgAsync(f.Msg())
+			if perr != nil {
+				return nil, perr
+			}
+			f = nf
+		case <-timer.C:
+			return nil, jetstream.ErrAsyncPublishTimeout
+		}
+	}
+}
+
+// pubReason names a failed publish for refuse.
+func pubReason(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10023, // insufficient resources
+			10047, // storage resources exceeded
+			10077: // stream store failed
+			return "disk_full"
+		}
+		return "write_error"
+	}
+	return "stream_unavailable"
+}
+
+// natsWhere names the NATS servers for a log line.
+func (r *Relay) natsWhere() string {
+	if r.nats.ns != nil {
+		return "embedded NATS"
+	}
+	return r.nats.nc.ConnectedUrlRedacted()
+}
+
+// reserveHistory checks that the stream messages of preps fit the day's
+// budget. It counts what the batch would store at most (repeats still in
+// the ring store nothing). Called with r.store.mu held. Over the budget it
+// counts, logs (once a minute per host) and returns an ErrHistoryFull
+// error.
 func (r *Relay) reserveHistory(host string, preps []prepared, now time.Time) error {
 	s := r.store
 	var need int64
 	for i := range preps {
 		p := &preps[i]
-		if old := s.byID[dedupKey(&p.in)]; old != nil && !updates(&p.in, &old.key) && !old.unsaved {
+		if old := s.byID[dedupKey(&p.in)]; old != nil && !updates(&p.in, &old.key) {
 			continue
 		}
 		need += int64(len(p.json)) + historyOverhead

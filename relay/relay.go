@@ -1,8 +1,12 @@
 // Package relay is attackmap's edge relay: sensors push incidents over an
 // authenticated WebSocket (/api/ingest), the relay validates, de-duplicates,
-// stamps and re-encodes them, keeps a ring of recent incidents and a daily
-// JSONL history, and fans them out to browsers as Server-Sent Events
-// (/api/live-feed/stream), with JSON, GeoJSON and stats endpoints beside.
+// stamps and re-encodes them and stores them in a NATS JetStream stream
+// (an embedded single-node server by default, or a cluster shared by many
+// relays); every relay reads the stream into a ring of recent incidents and
+// fans them out to browsers as Server-Sent Events (/api/live-feed/stream),
+// with JSON, GeoJSON, stats and history endpoints beside. SSE ids are the
+// stream's sequence numbers, so a browser resumes on any relay of a
+// cluster.
 //
 // The same code runs as the attackmap-relay binary and inside the sensor for
 // a one-machine setup (Relay.Publish is the in-process ingest):
@@ -24,9 +28,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -38,10 +44,11 @@ import (
 // Config configures a Relay. Only the zero values noted below need thought;
 // every limit has a documented default and a way to switch it off.
 type Config struct {
-	// DataDir holds the history (history-YYYY-MM-DD.jsonl, one
-	// {"seq","at","incident"} object per line), the sequence state and the
-	// IP-mask key. Empty keeps everything in memory (nothing survives a
-	// restart).
+	// DataDir holds the embedded NATS server's file store (DataDir/nats)
+	// and the IP-mask key. History files of a relay before the stream
+	// (history-YYYY-MM-DD.jsonl) found there are imported into the stream
+	// once, then renamed *.imported. Empty keeps everything in memory
+	// (nothing survives a restart).
 	DataDir string
 	// TokenFile holds one "NAME SHA256-HEX [LAT LON]" line per sensor
 	// host (see package token). It is re-read when it changes. Empty
@@ -62,8 +69,8 @@ type Config struct {
 	// /api/live-feed, GeoJSON, de-duplication and Last-Event-ID resume.
 	// Default 10,000.
 	RingSize int
-	// RetentionDays removes history files older than this. Default 7;
-	// negative keeps them forever.
+	// RetentionDays is the stream's maximum age in days. Default 7;
+	// negative keeps incidents forever (within the byte budget).
 	RetentionDays int
 	// Site serves /live and the map's assets (every path the relay does
 	// not own). nil serves a short placeholder page at /live.
@@ -96,7 +103,7 @@ type Config struct {
 	// MaxConns caps open connections of every kind (API, streams, ingest,
 	// half-sent requests), counted from accept to close; a connection over
 	// it is answered 503 and closed at once. Default: the open file limit
-	// (RLIMIT_NOFILE) minus 128 descriptors kept for the history, the
+	// (RLIMIT_NOFILE) minus 128 descriptors kept for the stream's store, the
 	// token file and the process (half the limit when it is 256 or less),
 	// so the relay never runs out of descriptors. Negative means no cap.
 	MaxConns int
@@ -133,18 +140,19 @@ type Config struct {
 	// socket; more is a leaked token or a loop. Negative means no cap.
 	MaxIngestPerToken int
 	// HistoryCapPerToken and HistoryCapTotal are the history's daily
-	// budget in bytes (per UTC day, the history file's day), per sensor
-	// token and for all of them. A batch that would go over is refused
-	// whole: not stored, not broadcast, not acknowledged, so the sensor
-	// keeps it and sends it again later (it gets a {"type":"error"}
-	// message and a 1013 close with the reason); never dropped in silence.
-	// Defaults 256 MiB and 1.5 GiB: with 7 days' retention at most 8 files
-	// exist (today and 7 before), 12 GiB in the worst case, which leaves
-	// room on a 20 GB VPS for the system and logs; 256 MiB a day is some
-	// 200,000 typical incidents (1.3 KiB) or 18,000 of the largest, far
-	// more than a real host raises, so only a broken or hostile sensor
-	// meets it, and six of those still leave room for the rest. Negative
-	// means no cap.
+	// budget in bytes (per UTC day, counted from the stream, so every
+	// relay of a cluster counts every relay's ingest), per sensor token
+	// and for all of them. A batch that would go over is refused whole:
+	// not stored, not broadcast, not acknowledged, so the sensor keeps it
+	// and sends it again later (it gets a {"type":"error"} message and a
+	// 1013 close with the reason); never dropped in silence. Defaults 256
+	// MiB and 1.5 GiB; the stream's byte limit is HistoryCapTotal for
+	// every day kept and today (12 GiB with 7 days' retention), which
+	// leaves room on a 20 GB VPS for the system and logs; 256 MiB a day is
+	// some 200,000 typical incidents (1.3 KiB) or 18,000 of the largest,
+	// far more than a real host raises, so only a broken or hostile
+	// sensor meets it, and six of those still leave room for the rest.
+	// Negative means no cap.
 	HistoryCapPerToken int64
 	HistoryCapTotal    int64
 
@@ -158,6 +166,50 @@ type Config struct {
 	SendBuffer int
 	// Writers is the number of fan-out writer goroutines; see hub.Options.
 	Writers int
+
+	// NATSURLs joins an existing NATS cluster (nats://host:port, any
+	// number) instead of running an embedded server; NATSCreds is a
+	// credentials file, NATSTLSCA/NATSTLSCert/NATSTLSKey PEM files for
+	// TLS. Empty: the embedded server.
+	NATSURLs    []string
+	NATSCreds   string
+	NATSTLSCA   string
+	NATSTLSCert string
+	NATSTLSKey  string
+	// NATSListen (host:port) makes the embedded server listen for
+	// routes from the other relays' servers, NATSRoutes (nats://host:port)
+	// are those servers (listing this one too is fine), and
+	// NATSClusterName names the cluster (default "attackmap"). NATSName
+	// is this server's name in the cluster, stable across restarts
+	// (default: host name and route port). NATSClientListen, when set,
+	// also opens the embedded server's client port (for nats CLI tools or
+	// other relays connecting with NATSURLs); off loopback it needs
+	// NATSClientToken, which clients then present (nats://TOKEN@host:port).
+	// Empty NATSListen: a single node without any listener.
+	NATSListen       string
+	NATSRoutes       []string
+	NATSClusterName  string
+	NATSName         string
+	NATSClientListen string
+	NATSClientToken  string
+	// Replicas is the stream's replica count. Default: 3 in a cluster of
+	// three or more, else the cluster's size (1 on a single relay).
+	Replicas int
+	// DedupWindow is how long the stream remembers stored versions to
+	// drop repeats (see DefaultDedupWindow). Default 24 h; never longer
+	// than the retention.
+	DedupWindow time.Duration
+	// NATSStartTimeout bounds how long New waits for the stream (a
+	// cluster's quorum). Default 2 minutes.
+	NATSStartTimeout time.Duration
+	// NATSSyncInterval, when positive, lets a single relay's embedded
+	// server fsync its store at this interval instead of before every
+	// ack: ingest is several times faster, but a power cut (not a crash
+	// of the process) loses what was acknowledged since the last fsync.
+	// Default 0: every write is on disk before it is acknowledged. A
+	// cluster acknowledges on a quorum of replicas and syncs every two
+	// minutes.
+	NATSSyncInterval time.Duration
 
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -203,18 +255,31 @@ type Relay struct {
 	maskK   []byte // key for masked incident ids
 
 	store *store
-	stats *stats
-	hub   *hub.Hub
-	m     *metrics
-	gath  prometheus.Gatherer
+	nats  *natsLog
+	// consumer is the ordered consumer feeding the ring; preloadTo is
+	// the last sequence read at start (applied as Preload), pending
+	// what the consumer has still to read (stream lag).
+	consumer      jetstream.ConsumeContext
+	consumerGen   atomic.Uint64 // the running consumer's; see consume
+	preloadTo     atomic.Uint64
+	pending       atomic.Uint64
+	consumeLogged time.Time // guarded by mu
+	stats         *stats
+	hub           *hub.Hub
+	m             *metrics
+	gath          prometheus.Gatherer
 
 	limits *subLimits
 	conns  *connLimits // per connection, counted by the listener
 	reqs   *connLimits // per request in progress, behind a proxy
 	rates  *rateLimits
+	// histLimits caps /api/history reads in progress.
+	histLimits historyLimits
 
 	dm         *dataMetrics
 	dm2        *durMetrics
+	tk         *tokenKV // the token bucket
+	m2         *natsMetrics
 	sensors    *sensorConns  // authenticated ingest sockets by token
 	tokensDone chan struct{} // closed when the token watcher stopped
 
@@ -229,9 +294,10 @@ type Relay struct {
 	handler http.Handler
 }
 
-// New builds a relay: it loads the token file and the history (rebuilding
-// the ring, the stats and the sequence number) and starts the fan-out
-// writers. Call Close when done.
+// New builds a relay: it loads the token file, starts (or connects to)
+// NATS, creates the stream, imports old history files once, reads the
+// stream into the ring and the stats, and starts the fan-out writers. Call
+// Close when done.
 func New(cfg Config) (*Relay, error) {
 	if cfg.RingSize <= 0 {
 		cfg.RingSize = DefaultRingSize
@@ -318,7 +384,8 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.m = newMetrics(reg)
 	r.dm = newDataMetrics(reg)
-	r.dm2 = newDurMetrics(reg, r)
+	r.dm2 = newDurMetrics(reg)
+	r.m2 = newNATSMetrics(reg, r)
 	if r.tokens != nil {
 		r.dm.tokenFileOK.Set(1)
 	}
@@ -335,15 +402,23 @@ func New(cfg Config) (*Relay, error) {
 		OnReset:           func() { r.m.resets.Inc() },
 	})
 	r.streamsUp = true
-	if err := r.openHistory(); err != nil {
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if err := r.openStream(); err != nil {
+		r.cancel()
 		r.hub.Close()
 		return nil, err
 	}
 	r.m.register(reg, r)
-	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.tokens != nil {
+		if err := r.startTokens(); err != nil {
+			r.cancel()
+			r.hub.Close()
+			r.closeStream()
+			return nil, fmt.Errorf("relay: token bucket: %w", err)
+		}
 		r.tokensDone = make(chan struct{})
 		go r.watchTokens()
+		go r.runTokenSync()
 	}
 	r.handler = r.routes()
 	return r, nil
@@ -354,7 +429,7 @@ func (r *Relay) Handler() http.Handler { return r.handler }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: it
 // stops accepting, lets plain requests finish (up to 5 s), closes ingest
-// sockets with 1001 and ends the SSE streams. It does not close the history;
+// sockets with 1001 and ends the SSE streams. It does not stop the stream;
 // call Close after Serve returns. Serve returns nil after a shutdown caused
 // by ctx.
 //
@@ -391,7 +466,7 @@ func (r *Relay) ServeMetrics(ctx context.Context, ln net.Listener) error {
 	if h := r.MetricsHandler(); h != nil {
 		mux.Handle("GET /metrics", h)
 	}
-	mux.HandleFunc("GET /healthz", serveHealth)
+	mux.HandleFunc("GET /healthz", r.serveHealthDetail)
 	return r.serve(ctx, ln, r.bounded(mux.ServeHTTP), "metrics")
 }
 
@@ -463,8 +538,9 @@ func (r *Relay) shutdownStreams() {
 	r.hub.Close()
 }
 
-// Close ends the streams and ingest sockets if Serve did not, then flushes
-// and closes the history.
+// Close ends the streams and ingest sockets if Serve did not, then stops
+// reading the stream and closes the NATS connection (and the embedded
+// server).
 func (r *Relay) Close() error {
 	r.shutdownStreams()
 	if r.tokensDone != nil {
@@ -477,14 +553,23 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	return r.store.close()
+	r.closeStream()
+	return nil
+}
+
+// closeStream stops reading the stream and closes NATS.
+func (r *Relay) closeStream() {
+	r.store.close()
+	r.stopConsumer()
+	r.nats.close()
 }
 
 // Publish is the in-process ingest used when the relay runs inside the
 // sensor: the same path as a batch on the socket (decode, validate, stamp
 // host and target from host, mask, de-duplicate, persist, broadcast), with
 // no rate limit. The ack's Batch is 0. When it returns, accepted incidents
-// are in the history (written and fsynced) and queued for every subscriber.
+// are in the stream (acknowledged by JetStream) and queued for every
+// subscriber.
 // A failure to store them is logged and counted but not returned: use
 // PublishDurable where the caller can resend.
 func (r *Relay) Publish(host Host, incidents []json.RawMessage) incident.Ack {
@@ -503,7 +588,7 @@ func (r *Relay) PublishDurable(host Host, incidents []json.RawMessage) (incident
 	if err != nil {
 		return p.ack, err
 	}
-	if err := r.syncHistory(p.gen, p.check); err != nil {
+	if err := r.confirm(&p); err != nil {
 		return p.ack, err
 	}
 	return p.ack, nil

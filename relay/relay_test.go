@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +16,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
-	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
 const wait = 10 * time.Second
@@ -843,10 +840,14 @@ func TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend(t *testing.T) {
 	tr := startRelay(t, Config{})
 	st := openStream(t, tr.url, streamOpts{})
 	waitFor(t, "subscriber", func() bool { return tr.hub.Len() == 1 })
-	s := tr.store
-	s.mu.Lock()
-	s.hist.Close()
-	s.mu.Unlock()
+	// JetStream refuses every write: no message fits the stream.
+	ctx := context.Background()
+	sc := tr.nats.stream.CachedInfo().Config
+	small := sc
+	small.MaxMsgSize = 16
+	if _, err := tr.nats.js.UpdateStream(ctx, small); err != nil {
+		t.Fatal(err)
+	}
 
 	c := dialSensor(t, tr.url, tr.tok)
 	msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: 1,
@@ -864,25 +865,16 @@ func TestUnstoredBatchIsNotAcknowledgedAndIsStoredOnResend(t *testing.T) {
 	}
 	st.expectQuiet(100 * time.Millisecond) // nothing unstored is broadcast
 
-	// The disk is back.
-	fixed, err := jsonl.Open(tr.dir, jsonl.Options{Prefix: historyPrefix, SyncInterval: -1})
-	if err != nil {
+	// The stream takes writes again.
+	if _, err := tr.nats.js.UpdateStream(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.hist = fixed
-	s.mu.Unlock()
 	ack := dialSensor(t, tr.url, tr.tok).send(inc("unstored", nil))
 	if ack.Accepted != 1 || len(ack.Rejected) != 0 {
 		t.Fatalf("resend: ack %+v", ack)
 	}
-	names, err := jsonl.List(tr.dir, historyPrefix)
-	if err != nil || len(names) == 0 {
-		t.Fatalf("history files: %v %v", names, err)
-	}
-	b, err := os.ReadFile(filepath.Join(tr.dir, names[len(names)-1]))
-	if err != nil || strings.Count(string(b), `"id":"unstored"`) != 1 {
-		t.Fatalf("the resent incident is not in the history once: %v\n%s", err, b)
+	if n := streamMsgs(t, tr.Relay); n != 1 {
+		t.Fatalf("the stream holds %d messages, want the resent incident once", n)
 	}
 	if _, in := st.nextIncident(wait); in.ID != "unstored" {
 		t.Fatalf("broadcast %s", in.ID)

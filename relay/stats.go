@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -12,10 +13,12 @@ import (
 
 // stats counts incidents by source, severity, country and geo source in
 // time buckets: 60 one-second buckets for the last minute and 1,440
-// one-minute buckets for the last hour and day. An incident counts once, on
-// its first copy, at its ts (clamped to now: a sensor clock ahead of ours
-// does not push counts into the future). The 1 h and 24 h windows are exact
-// to the minute.
+// one-minute buckets for the last hour and day. An incident (host, id)
+// counts once, in the buckets of its first copy's ts (clamped to now: a
+// sensor clock ahead of ours does not push counts into the future), at
+// its latest severity, source, country and geo source: an update moves
+// it between keys in every bucket it is counted in, and never adds it
+// again. The 1 h and 24 h windows are exact to the minute.
 //
 // Every key is bounded, whatever sensors send, so /api/stats stays a few
 // KiB (under 64 KiB in the worst case) and its memory stays fixed: a source
@@ -27,7 +30,44 @@ type stats struct {
 	mu   sync.Mutex
 	secs [60]bucket
 	mins [1440]bucket
+
+	// counted remembers where and as what each incident of the window is
+	// counted, by a keyed hash of host and id (the seed is random per
+	// process, so no sensor can aim two ids at one key; by chance two
+	// of the 131,072 ids collide about once in 10^9 answers). recent
+	// orders the keys by their latest copy, oldest first; an entry whose
+	// gen is not the record's is stale (the incident was updated since).
+	counted map[uint64]countedAs
+	recent  []recentKey
+	seed    maphash.Seed
 }
+
+// maxCounted caps the incidents stats remember for updates: about 17 MB
+// at the cap (a record and its queue entries are about 130 bytes). It
+// holds a day at 1.5 new incidents a second, or the last 20 minutes of a
+// flood of 100 a second; an incident updated in that time stays
+// remembered, since every copy makes it the newest. An update of an
+// incident forgotten under a flood counts it once more: the price of a
+// fixed memory.
+const maxCounted = 1 << 17
+
+// countedAs is where an incident is counted (its second bucket, 0 when it
+// was not in the last minute, and its minute bucket) and under which keys.
+type countedAs struct {
+	sec  int64
+	min  int64
+	gen  uint32
+	keys statKeys
+}
+
+type recentKey struct {
+	key uint64
+	gen uint32
+}
+
+// statKeys are the keys an incident counts under, bounded as the type
+// comment says.
+type statKeys struct{ source, severity, country, geo string }
 
 type bucket struct {
 	at int64 // unix second or minute this bucket holds; 0 = unused
@@ -48,28 +88,58 @@ type counts struct {
 // "other". Worst case memory: 1,500 buckets x 256 keys, about 20 MB.
 const maxCountries = 256
 
-func (c *counts) add(in *incident.Incident) {
+// keysFor returns the keys in counts under in this bucket.
+func (c *counts) keysFor(in *incident.Incident) statKeys {
+	k := statKeys{source: in.Source, severity: string(in.Severity), country: in.Country, geo: in.GeoSource}
+	if !incident.KnownSource(k.source) {
+		k.source = incident.Other
+	}
+	if k.country != "" {
+		if _, ok := c.country[k.country]; !ok && len(c.country) >= maxCountries {
+			k.country = incident.Other
+		}
+	}
+	if k.geo != "" && !incident.KnownGeoSource(k.geo) {
+		k.geo = incident.Other
+	}
+	return k
+}
+
+func (c *counts) add(k statKeys) {
 	if c.source == nil {
 		c.source, c.severity, c.country, c.geoSource = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	c.total++
-	src := in.Source
-	if !incident.KnownSource(src) {
-		src = incident.Other
+	c.source[k.source]++
+	c.severity[k.severity]++
+	if k.country != "" {
+		c.country[k.country]++
 	}
-	c.source[src]++
-	c.severity[string(in.Severity)]++
-	if k := in.Country; k != "" {
-		if _, ok := c.country[k]; !ok && len(c.country) >= maxCountries {
-			k = incident.Other
-		}
-		c.country[k]++
+	if k.geo != "" {
+		c.geoSource[k.geo]++
 	}
-	if k := in.GeoSource; k != "" {
-		if !incident.KnownGeoSource(k) {
-			k = incident.Other
+}
+
+// move recounts one incident of c from keys from to keys to.
+func (c *counts) move(from, to statKeys) {
+	if c.total == 0 {
+		return
+	}
+	for _, p := range [...]struct {
+		m        map[string]int
+		old, new string
+	}{{c.source, from.source, to.source}, {c.severity, from.severity, to.severity}, {c.country, from.country, to.country}, {c.geoSource, from.geo, to.geo}} {
+		if p.old == p.new {
+			continue
 		}
-		c.geoSource[k]++
+		if p.old != "" {
+			if p.m[p.old]--; p.m[p.old] <= 0 {
+				delete(p.m, p.old)
+			}
+		}
+		if p.new != "" {
+			p.m[p.new]++
+		}
 	}
 }
 
@@ -126,8 +196,12 @@ func (c *counts) merge(o *counts) {
 	}
 }
 
-func newStats() *stats { return &stats{} }
+func newStats() *stats {
+	return &stats{counted: make(map[uint64]countedAs), seed: maphash.MakeSeed()}
+}
 
+// add counts an accepted incident: a new one, or an update of one it
+// counted, which it moves to the update's keys.
 func (s *stats) add(in *incident.Incident, now time.Time) {
 	ts := in.TS
 	if ts.After(now) {
@@ -136,22 +210,88 @@ func (s *stats) add(in *incident.Incident, now time.Time) {
 	if now.Sub(ts) >= 24*time.Hour {
 		return
 	}
+	key := s.key(in.Host, in.ID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Sub(ts) < time.Minute {
-		sec := ts.Unix()
-		b := &s.secs[sec%int64(len(s.secs))]
-		if b.at != sec {
-			*b = bucket{at: sec}
+	s.forget(now)
+	if c, ok := s.counted[key]; ok {
+		mb := &s.mins[c.min%int64(len(s.mins))]
+		if mb.at == c.min {
+			// An unchanged country keeps its key: it is in the bucket, or
+			// the bucket was full and it is still counted under "other".
+			k := mb.c.keysFor(in)
+			mb.c.move(c.keys, k)
+			if sb := &s.secs[c.sec%int64(len(s.secs))]; c.sec != 0 && sb.at == c.sec {
+				sb.c.move(c.keys, k)
+			}
+			c.keys = k
+			c.gen++
+			s.counted[key] = c
+			s.recent = append(s.recent, recentKey{key, c.gen})
+			return
 		}
-		b.c.add(in)
+		delete(s.counted, key) // its minute left the window: counted anew below
 	}
 	m := ts.Unix() / 60
-	b := &s.mins[m%int64(len(s.mins))]
-	if b.at != m {
-		*b = bucket{at: m}
+	mb := &s.mins[m%int64(len(s.mins))]
+	if mb.at != m {
+		*mb = bucket{at: m}
 	}
-	b.c.add(in)
+	c := countedAs{min: m, keys: mb.c.keysFor(in)}
+	mb.c.add(c.keys)
+	if now.Sub(ts) < time.Minute {
+		sec := ts.Unix()
+		sb := &s.secs[sec%int64(len(s.secs))]
+		if sb.at != sec {
+			*sb = bucket{at: sec}
+		}
+		sb.c.add(c.keys)
+		c.sec = sec
+	}
+	s.counted[key] = c
+	s.recent = append(s.recent, recentKey{key, c.gen})
+}
+
+// key is the keyed hash counted remembers an incident by.
+func (s *stats) key(host, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(host)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+// forget drops the memory of incidents whose minute left the 24 h window,
+// and of the ones updated longest ago until there is room for one more
+// under maxCounted. Called with s.mu held.
+func (s *stats) forget(now time.Time) {
+	oldest := now.Unix()/60 - int64(len(s.mins))
+	i := 0
+	for ; i < len(s.recent); i++ {
+		r := s.recent[i]
+		c, ok := s.counted[r.key]
+		if !ok || c.gen != r.gen {
+			continue // stale: a later copy is further back
+		}
+		if c.min > oldest && len(s.counted) < maxCounted {
+			break
+		}
+		delete(s.counted, r.key)
+	}
+	s.recent = s.recent[i:]
+	// Updates leave stale entries behind the front: compact when they
+	// are half the queue, so it stays within twice the records.
+	if len(s.recent) > 2*len(s.counted)+1024 {
+		live := s.recent[:0]
+		for _, r := range s.recent {
+			if c, ok := s.counted[r.key]; ok && c.gen == r.gen {
+				live = append(live, r)
+			}
+		}
+		clear(s.recent[len(live):])
+		s.recent = live
+	}
 }
 
 // WindowStats is one window of the /api/stats answer.

@@ -126,6 +126,17 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func envOr(env func(string) string, key, def string) string {
 	if v := env(key); v != "" {
 		return v
@@ -133,18 +144,22 @@ func envOr(env func(string) string, key, def string) string {
 	return def
 }
 
-func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	// A bad flag is one line on stderr (exitCode prints it); only -h
-	// prints the usage.
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: attackmap-relay serve --listen ADDR --data DIR --token-file FILE [options]
+// serveUsage is the head of `serve --help`; the flags follow it.
+const serveUsage = `Usage: attackmap-relay serve --listen ADDR --data DIR --token-file FILE [options]
 
 Runs the relay: sensors push incidents to /api/ingest (WebSocket, bearer
 token), browsers read /api/live-feed, /api/live-feed/stream (SSE),
 /api/live-feed.geojson and /api/stats; /live serves the map. SIGINT or
-SIGTERM stops it gracefully (stop accepting, close streams, flush history).
+SIGTERM stops it gracefully (stop accepting, close streams, stop NATS).
+
+Storage is a NATS JetStream stream. With no --nats flags the relay runs an
+embedded single-node NATS server (file store under --data/nats, every write
+fsynced before a sensor is acknowledged, no network port). --nats-listen
+with --nats-routes clusters the embedded servers of several relays (the
+stream then has 3 replicas; an ack means a quorum stored it); --nats joins
+an existing NATS cluster instead. SSE ids are the stream's sequence numbers,
+so a browser resumes on any relay of a cluster. GET /api/history reads the
+stream by time.
 Prometheus metrics are served on --metrics-listen only, never on --listen.
 
 Fixed bounds against hostile clients: 10 s to send a request head; no
@@ -158,23 +173,33 @@ Examples:
   attackmap-relay serve --listen :8080 --data /var/lib/attackmap-relay --token-file /etc/attackmap/tokens
   ATTACKMAP_TOKEN_FILE=/etc/attackmap/tokens attackmap-relay serve --mask-ip --coarse-target
   attackmap-relay serve --listen 127.0.0.1:8080 --client-ip-header X-Forwarded-For ...   (behind nginx)
+  attackmap-relay serve --nats-listen 10.0.0.1:6222 \
+      --nats-routes nats://10.0.0.1:6222,nats://10.0.0.2:6222,nats://10.0.0.3:6222 ...   (one of three)
 
 Exit status: 0 after SIGINT or SIGTERM, 1 a runtime failure (a port in
 use, a storage error), 2 a bad flag, token file or data directory.
 
 Options (environment defaults in brackets):
-`)
+`
+
+func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	// A bad flag is one line on stderr (exitCode prints it); only -h
+	// prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
 		fs.PrintDefaults()
 	}
 	var origins listFlag
 	listen := fs.String("listen", envOr(env, "ATTACKMAP_LISTEN", ":8080"), "address to listen on, host:port [ATTACKMAP_LISTEN]")
-	data := fs.String("data", envOr(env, "ATTACKMAP_DATA", "./relay-data"), "directory for the history (history-YYYY-MM-DD.jsonl), sequence state and mask key [ATTACKMAP_DATA]")
+	data := fs.String("data", envOr(env, "ATTACKMAP_DATA", "./relay-data"), "directory for the embedded NATS server's stream (nats/) and the mask key; history files of an older relay found there are imported once [ATTACKMAP_DATA]")
 	tokenFile := fs.String("token-file", env("ATTACKMAP_TOKEN_FILE"), "sensor token file, one \"NAME SHA256-HEX [LAT LON]\" line per host; create lines with \"token add\"; re-read when it changes [ATTACKMAP_TOKEN_FILE]")
 	fs.Var(&origins, "allow-origin", "origin allowed to read the API from a browser (CORS), e.g. https://map.example.org; repeatable; \"*\" allows any [ATTACKMAP_ALLOW_ORIGIN, comma-separated]")
 	maskIP := fs.Bool("mask-ip", false, "mask attacker addresses before publishing: IPv4 to /24, IPv6 to /48; ids become keyed hashes")
 	coarse := fs.Bool("coarse-target", false, "round target (sensor host) coordinates to whole degrees before publishing")
 	ring := fs.Int("ring", relay.DefaultRingSize, "recent incidents kept in memory for the feed, GeoJSON, de-duplication and Last-Event-ID resume")
-	retention := fs.Int("retention-days", relay.DefaultRetentionDays, "days of history files to keep; -1 keeps them for ever")
+	retention := fs.Int("retention-days", relay.DefaultRetentionDays, "days of history the stream keeps; -1 keeps it for ever (within the byte budget)")
 	maxSubs := fs.Int("max-subscribers", relay.DefaultMaxSubscribers, "SSE streams in total, beyond which the relay answers 503 with Retry-After; -1 for no cap")
 	maxPerAddr := fs.Int("max-subscribers-per-addr", relay.DefaultMaxSubscribersPerAddr, "SSE streams per client address (IPv6 per /64), beyond which the relay answers 429 with Retry-After; -1 for no cap")
 	maxPerNet := fs.Int("max-subscribers-per-net", relay.DefaultMaxSubscribersPerNet, "SSE streams per network (IPv4 /24, IPv6 /48), beyond which the relay answers 429, so one site cannot fill --max-subscribers from many IPv6 /64s; -1 for no cap")
@@ -185,10 +210,23 @@ Options (environment defaults in brackets):
 	clientIPHeader := fs.String("client-ip-header", "", "take the client address for the per-address caps from this header set by a trusted reverse proxy (X-Forwarded-For, X-Real-IP); only behind a proxy that overwrites it")
 	maxIngest := fs.Int("max-ingest-per-token", relay.DefaultMaxIngestPerToken, "ingest connections one sensor token may hold at once; a further one is closed with 1013 (try again later); -1 for no cap")
 	histCapToken := fs.Int64("history-cap-per-token", relay.DefaultHistoryCapPerToken, "bytes of history one sensor token may add per UTC day; a batch over it is not acknowledged (the sensor keeps it and retries) and is logged; -1 for no cap")
-	histCap := fs.Int64("history-cap", relay.DefaultHistoryCapTotal, "bytes of history all sensors together may add per UTC day (the default keeps 8 days' files under 12 GiB); -1 for no cap")
+	histCap := fs.Int64("history-cap", relay.DefaultHistoryCapTotal, "bytes of history all sensors together may add per UTC day; the stream keeps at most this times (retention days + 1), 12 GiB with the defaults; -1 for no cap")
 	rate := fs.Float64("ingest-rate", relay.DefaultIngestRate, "incidents per second per sensor token; a faster sensor is slowed down, never refused; -1 for no limit")
 	burst := fs.Int("ingest-burst", relay.DefaultIngestBurst, "token bucket size for --ingest-rate (at least 100, one full batch)")
 	logLevel := fs.String("log-level", envOr(env, "ATTACKMAP_LOG_LEVEL", "info"), "debug, info, warn or error [ATTACKMAP_LOG_LEVEL]")
+	natsURLs := fs.String("nats", env("ATTACKMAP_NATS"), "join an existing NATS cluster instead of running the embedded server: comma-separated URLs, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222; empty runs an embedded single-node server with its file store under --data/nats and no listener [ATTACKMAP_NATS]")
+	natsCreds := fs.String("nats-creds", env("ATTACKMAP_NATS_CREDS"), "NATS credentials file (user JWT and seed) for --nats [ATTACKMAP_NATS_CREDS]")
+	natsCA := fs.String("nats-tls-ca", "", "PEM file of the CA that signed the NATS servers' certificates, for --nats with tls://")
+	natsCert := fs.String("nats-tls-cert", "", "PEM client certificate for --nats (with --nats-tls-key)")
+	natsKey := fs.String("nats-tls-key", "", "PEM client key for --nats-tls-cert")
+	natsListen := fs.String("nats-listen", env("ATTACKMAP_NATS_LISTEN"), "let the embedded NATS server form a cluster with other relays: listen for their routes on host:port (e.g. 10.0.0.1:6222; firewall it to the other relays); needs --nats-routes [ATTACKMAP_NATS_LISTEN]")
+	natsRoutes := fs.String("nats-routes", env("ATTACKMAP_NATS_ROUTES"), "comma-separated route URLs of every relay of the cluster (this one may be listed too), e.g. nats://10.0.0.1:6222,nats://10.0.0.2:6222,nats://10.0.0.3:6222 [ATTACKMAP_NATS_ROUTES]")
+	natsCluster := fs.String("nats-cluster-name", envOr(env, "ATTACKMAP_NATS_CLUSTER_NAME", "attackmap"), "the cluster's name, the same on every relay [ATTACKMAP_NATS_CLUSTER_NAME]")
+	natsName := fs.String("nats-name", env("ATTACKMAP_NATS_NAME"), "this relay's server name in the cluster, unique and stable across restarts; default: the host name and the --nats-listen port [ATTACKMAP_NATS_NAME]")
+	natsClient := fs.String("nats-client-listen", "", "also open the embedded server's client port on host:port (for the nats CLI, or relays joining with --nats); off loopback it needs --nats-client-token; empty opens none")
+	natsClientToken := fs.String("nats-client-token", env("ATTACKMAP_NATS_CLIENT_TOKEN"), "token clients of --nats-client-listen must present (nats://TOKEN@host:port) [ATTACKMAP_NATS_CLIENT_TOKEN]")
+	syncInterval := fs.Duration("nats-sync-interval", 0, "single relay: fsync the embedded store at this interval instead of before every ack (about 9x the ingest rate, but a power cut loses what was acknowledged since the last fsync; a process crash loses nothing); 0 fsyncs every write")
+	replicas := fs.Int("replicas", 0, "the stream's replica count; 0: 3 in a cluster of three or more relays, else the cluster's size")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -207,6 +245,12 @@ Options (environment defaults in brackets):
 			}
 		}
 	}
+	if *natsListen != "" && *natsRoutes == "" || *natsListen == "" && *natsRoutes != "" {
+		return usagef("serve: --nats-listen and --nats-routes go together (the embedded server's cluster)")
+	}
+	if *natsURLs != "" && *natsListen != "" {
+		return usagef("serve: --nats joins an external cluster; --nats-listen clusters the embedded server: pick one")
+	}
 	if *tokenFile == "" {
 		return usagef("serve: --token-file is required (create one with \"attackmap-relay token add --token-file FILE NAME\")")
 	}
@@ -221,7 +265,7 @@ Options (environment defaults in brackets):
 	if *retention == 0 {
 		*retention = -1 // 0 on the command line also means "keep"
 	}
-	r, err := relay.New(relay.Config{
+	cfg := relay.Config{
 		DataDir:               *data,
 		TokenFile:             *tokenFile,
 		AllowOrigins:          origins,
@@ -243,13 +287,51 @@ Options (environment defaults in brackets):
 		HistoryCapPerToken:    *histCapToken,
 		HistoryCapTotal:       *histCap,
 		IngestBurst:           *burst,
-	})
+		NATSURLs:              splitList(*natsURLs),
+		NATSCreds:             *natsCreds,
+		NATSTLSCA:             *natsCA,
+		NATSTLSCert:           *natsCert,
+		NATSTLSKey:            *natsKey,
+		NATSListen:            *natsListen,
+		NATSRoutes:            splitList(*natsRoutes),
+		NATSClusterName:       *natsCluster,
+		NATSName:              *natsName,
+		NATSClientListen:      *natsClient,
+		NATSClientToken:       *natsClientToken,
+		Replicas:              *replicas,
+		NATSSyncInterval:      *syncInterval,
+	}
+	return runRelay(ctx, cfg, *listen, *metricsListen, log)
+}
+
+// runRelay builds the relay, serves it on listen (and its metrics on
+// metricsListen unless empty) until ctx ends, and closes it.
+func runRelay(ctx context.Context, cfg relay.Config, listen, metricsListen string, log *slog.Logger) error {
+	// New waits for the stream (a cluster's quorum, up to two minutes);
+	// a signal meanwhile stops the wait.
+	type made struct {
+		r   *relay.Relay
+		err error
+	}
+	madec := make(chan made, 1)
+	go func() {
+		r, err := relay.New(cfg)
+		madec <- made{r, err}
+	}()
+	var r *relay.Relay
+	var err error
+	select {
+	case m := <-madec:
+		r, err = m.r, m.err
+	case <-ctx.Done():
+		return errors.New("serve: stopped while waiting for the NATS stream")
+	}
 	if err != nil {
 		// An unreadable or malformed token file, an unusable data
 		// directory: configuration the operator must fix, status 2.
 		return usageError{err}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		_ = r.Close()
 		return fmt.Errorf("serve: %w", err)
@@ -258,8 +340,8 @@ Options (environment defaults in brackets):
 	mctx, stopMetrics := context.WithCancel(ctx)
 	defer stopMetrics()
 	merr := make(chan error, 1)
-	if *metricsListen != "" {
-		mln, err := net.Listen("tcp", *metricsListen)
+	if metricsListen != "" {
+		mln, err := net.Listen("tcp", metricsListen)
 		if err != nil {
 			_ = ln.Close()
 			_ = r.Close()

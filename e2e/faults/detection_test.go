@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -73,32 +72,15 @@ func waitEvents(t testing.TB, dataDir string, n int) {
 func bruteForceIDs(t testing.TB, r *relayProc) map[string]map[string]bool {
 	t.Helper()
 	out := map[string]map[string]bool{}
-	names, err := jsonl.List(r.DataDir, "history")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		f, err := os.Open(filepath.Join(r.DataDir, n))
-		if err != nil {
-			t.Fatal(err)
+	for _, b := range r.Incidents(t) {
+		var in struct{ ID, Source, IP string }
+		if json.Unmarshal(b, &in) != nil || in.Source != "ssh_bruteforce" {
+			continue
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			// A history line wraps the incident: {"seq","at","incident"}.
-			var line struct {
-				Incident struct{ ID, Source, IP string }
-			}
-			if json.Unmarshal(sc.Bytes(), &line) != nil || line.Incident.Source != "ssh_bruteforce" {
-				continue
-			}
-			in := line.Incident
-			if out[in.IP] == nil {
-				out[in.IP] = map[string]bool{}
-			}
-			out[in.IP][in.ID] = true
+		if out[in.IP] == nil {
+			out[in.IP] = map[string]bool{}
 		}
-		f.Close()
+		out[in.IP][in.ID] = true
 	}
 	return out
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay/token"
 )
 
@@ -100,7 +103,7 @@ type proc struct {
 	t    testing.TB
 	name string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testkit.SyncBuffer
 	done chan struct{}
 	err  error // exit status, set before done closes
 
@@ -126,29 +129,11 @@ func died(t testing.TB) *proc {
 	return nil
 }
 
-// syncBuffer is a log both the process and the test touch.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // start runs bin with args; the test's cleanup stops it (SIGTERM, then
 // SIGKILL after stopTimeout) if it is still running.
 func start(t testing.TB, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), log: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), log: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -279,43 +264,50 @@ func (r *relayProc) restart(t testing.TB) {
 // IngestURL is the URL a sensor pushes to.
 func (r *relayProc) IngestURL() string { return "ws://" + r.Addr + "/api/ingest" }
 
-// History counts the relay's history lines per incident id: every
-// incident the relay accepted, repeats included (the relay appends each
-// accepted copy before it acknowledges, so these are exactly what it
-// delivered). Lines that do not decode are counted under "".
+// Incidents reads every incident version the relay's stream holds, oldest
+// first, through GET /api/history as NDJSON (the relay must be running).
+func (r *relayProc) Incidents(t testing.TB) [][]byte {
+	t.Helper()
+	u := "http://" + r.Addr + "/api/history?format=ndjson&limit=50000&from=2000-01-01T00:00:00Z&to=" +
+		url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("reading the relay's history: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("reading the relay's history: %d %s", resp.StatusCode, b)
+	}
+	var out [][]byte
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+			out = append(out, append([]byte(nil), sc.Bytes()...))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// History counts the incidents in the relay's stream per incident id:
+// every incident the relay accepted, repeats included (the relay stores
+// each accepted copy before it acknowledges, so these are exactly what it
+// delivered). Incidents that do not decode are counted under "".
 func (r *relayProc) History(t testing.TB) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	names, err := jsonl.List(r.DataDir, "history")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		f, err := os.Open(filepath.Join(r.DataDir, n))
-		if err != nil {
-			t.Fatal(err)
+	for _, line := range r.Incidents(t) {
+		var in struct {
+			ID string `json:"id"`
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			// A history line is {"seq":N,"at":T,"incident":{...}}.
-			var h struct {
-				Incident struct {
-					ID string `json:"id"`
-				} `json:"incident"`
-			}
-			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-				continue
-			}
-			if json.Unmarshal(sc.Bytes(), &h) != nil {
-				h.Incident.ID = ""
-			}
-			got[h.Incident.ID]++
+		if json.Unmarshal(line, &in) != nil {
+			in.ID = ""
 		}
-		f.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
+		got[in.ID]++
 	}
 	return got
 }

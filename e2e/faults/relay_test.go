@@ -13,14 +13,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/attackmap/attackmap/internal/jsonl"
 )
 
-// The relay's side of exactly once: a SIGKILL mid-burst or a torn history
-// line loses no acknowledged incident, a redelivery older than the ring is
-// dropped, a full disk refuses ingest instead of crashing, and no SSE
-// sequence number is ever sent twice.
+// The relay's side of exactly once: a SIGKILL mid-burst or a torn record
+// at the end of the stream's store loses no acknowledged incident, a
+// redelivery older than the ring is dropped (by the stream's
+// de-duplication window, also after a restart), a full disk refuses ingest
+// instead of crashing, and no SSE sequence number is ever sent twice.
 
 // sseClient follows the relay's stream like a browser: it reconnects after
 // every drop (a relay restart) with the last id it saw, and records every
@@ -262,16 +261,30 @@ func TestRelayKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// historyFile is the relay's history file for today.
-func (r *relayProc) historyFile() string {
-	return filepath.Join(r.DataDir, jsonl.FileName("history", time.Now()))
+// lastStreamBlock is the newest message block of the relay's stream in
+// its embedded NATS server's file store.
+func (r *relayProc) lastStreamBlock(t testing.TB) string {
+	t.Helper()
+	blocks, _ := filepath.Glob(filepath.Join(r.DataDir, "nats", "jetstream", "*", "streams", "ATTACKMAP", "msgs", "*.blk"))
+	if len(blocks) == 0 {
+		t.Fatal("no stream message block under the relay's data directory")
+	}
+	last, lastN := "", -1
+	for _, b := range blocks {
+		n, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(b), ".blk"))
+		if err == nil && n > lastN {
+			last, lastN = b, n
+		}
+	}
+	return last
 }
 
-// TestTornRelayHistoryTailLosesNothing: a crash left half a line at the end
-// of the relay's history. The relay starts, counts it as torn, cuts it, and
-// neither the acknowledged incidents before it nor the next ones after it
-// are lost or glued to it.
-func TestTornRelayHistoryTailLosesNothing(t *testing.T) {
+// TestTornRelayStreamTailLosesNothing: a crash left half a record at the
+// end of the stream's last message block (the tail of a write the crash
+// cut). The relay starts, and neither the acknowledged incidents before it
+// nor the next ones after it are lost, doubled or glued to it; a replay of
+// everything from the sensor is still dropped as repeats.
+func TestTornRelayStreamTailLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	maddr := sparePort(t)
@@ -280,17 +293,19 @@ func TestTornRelayHistoryTailLosesNothing(t *testing.T) {
 	s := startSensor(t, data, r)
 	r.WaitHistory(t, want, 0)
 	r.kill()
-	line, err := os.ReadFile(r.historyFile())
+	blk := r.lastStreamBlock(t)
+	b, err := os.ReadFile(blk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := line[strings.LastIndexByte(strings.TrimSuffix(string(line), "\n"), '\n')+1:]
-	appendRaw(t, r.historyFile(), last[:len(last)/2]) // half of a line: a torn write
+	// Half of the last record again: what a write cut by a crash leaves.
+	tail := b[len(b)-min(len(b), 1200):]
+	appendRaw(t, blk, tail[:len(tail)/2])
 	r.restart(t)
 	want = append(want, writeIncidents(t, data, "rtorn", 100, 50)...)
 	r.WaitHistory(t, want, 0)
 	// And once more from the sensor's side: a replay of everything
-	// (cursor and sent index gone) is dropped, torn line or not.
+	// (cursor and sent index gone) is dropped, torn tail or not.
 	s.stop()
 	removeCursors(t, data)
 	s.restart(t)
@@ -301,13 +316,9 @@ func TestTornRelayHistoryTailLosesNothing(t *testing.T) {
 	}
 	time.Sleep(settle)
 	got := r.History(t)
-	check(t, "torn relay history tail", want, got)
-	log := r.log.String()
-	if !strings.Contains(log, "torn=1") || !strings.Contains(log, "cut a torn last line") {
-		t.Errorf("the relay did not count and cut the torn line:\n%s", tail(log, 20))
-	}
+	check(t, "torn relay stream tail", want, got)
 	if got[""] != 0 {
-		t.Errorf("%d history lines do not decode (a fragment glued to a line)", got[""])
+		t.Errorf("%d stored incidents do not decode (a fragment glued to a record)", got[""])
 	}
 }
 
@@ -327,9 +338,9 @@ func removeCursors(t testing.TB, data string) {
 }
 
 // TestRedeliveryBeyondTheRingIsDropped: with a ring of 50, a sensor that
-// lost its cursor and sent index replays 300 incidents; the relay's
-// retention-long index drops every one, in the history and on the stream,
-// also after a relay restart (the index is rebuilt from the history).
+// lost its cursor and sent index replays 300 incidents; the stream's
+// de-duplication window drops every one, in the store and on the SSE
+// stream, also after a relay restart (the server keeps the window).
 func TestRedeliveryBeyondTheRingIsDropped(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -342,7 +353,7 @@ func TestRedeliveryBeyondTheRingIsDropped(t *testing.T) {
 	time.Sleep(settle)
 	before := sub.events()
 	// All 300 are dropped as repeats, the 250 older than the ring by the
-	// index.
+	// stream.
 	replay := func(what string) {
 		t.Helper()
 		if !waitUntil(replayTimeout, func() bool { return metric(t, maddr, "attackmap_relay_incidents_duplicate_total") >= 300 }) {
@@ -356,7 +367,7 @@ func TestRedeliveryBeyondTheRingIsDropped(t *testing.T) {
 	removeCursors(t, data)
 	s.restart(t)
 	replay("300 repeats dropped")
-	// The same after a restart of the relay: the index is rebuilt.
+	// The same after a restart of the relay: the window outlives it.
 	s.stop()
 	removeCursors(t, data)
 	r.stop()
@@ -424,9 +435,9 @@ func TestRelayOnAFullDiskRefusesIngestAndResumes(t *testing.T) {
 
 // TestSequenceNumbersNeverRepeatAcrossRestarts: a subscriber follows the
 // stream (resuming with Last-Event-ID, like a browser) across a SIGKILL,
-// a stop on a full disk (the state file cannot be written), a start and a
-// SIGKILL on it, and a start after space returned: the ids it receives
-// strictly increase and every incident arrives once.
+// a stop on a full disk, a start and a SIGKILL on it, and a start after
+// space returned: the ids it receives strictly increase and every
+// incident arrives once.
 func TestSequenceNumbersNeverRepeatAcrossRestarts(t *testing.T) {
 	dir := tmpfsDir(t, "2m")
 	data := filepath.Join(t.TempDir(), "data")
@@ -440,7 +451,7 @@ func TestSequenceNumbersNeverRepeatAcrossRestarts(t *testing.T) {
 	want = append(want, writeIncidents(t, data, "seq", 30, 30)...)
 	r.WaitHistory(t, want, 0)
 	ballast := fillDisk(t, dir)
-	r.stop() // cannot write the exact sequence number: the reservation stands
+	r.stop() // a stop on a full disk
 	r.restart(t)
 	want = append(want, writeIncidents(t, data, "seq", 60, 30)...)
 	time.Sleep(500 * time.Millisecond) // refused meanwhile

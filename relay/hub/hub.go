@@ -203,6 +203,15 @@ func (h *Hub) LastSeq() uint64 {
 	return h.lastSeq
 }
 
+// Evicted returns the sequence number of the newest frame that left the
+// ring (0 if none did): a resume point before it cannot be served from
+// the ring alone.
+func (h *Hub) Evicted() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.evicted
+}
+
 // Publish appends frames to the ring and wakes the writers. Sequence numbers
 // must increase (gaps are allowed). Publish never blocks on a subscriber.
 func (h *Hub) Publish(frames ...*Frame) error {

@@ -510,3 +510,35 @@ func (f *File) Watch(ctx context.Context, poll time.Duration, onChange func()) e
 		}
 	}
 }
+
+// Line formats e as a token file line, "NAME SHA256-HEX [LAT LON]",
+// without the newline: what Parse reads back as e.
+func (e Entry) Line() string {
+	line := e.Name + " " + hex.EncodeToString(e.Hash[:])
+	if e.Target != nil {
+		line += " " + strconv.FormatFloat(e.Target.Lat, 'f', -1, 64) + " " + strconv.FormatFloat(e.Target.Lon, 'f', -1, 64)
+	}
+	return line
+}
+
+// Has reports whether s holds e unchanged (same name, token and location).
+func (s *Set) Has(e Entry) bool {
+	if s == nil {
+		return false
+	}
+	for _, c := range s.entries {
+		if c.Name == e.Name {
+			return c.Same(e)
+		}
+	}
+	return false
+}
+
+// Snapshot returns the file's current entries, or the error that makes it
+// unusable.
+func (f *File) Snapshot() (*Set, error) {
+	f.check(false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.set, f.err
+}

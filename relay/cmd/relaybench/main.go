@@ -17,9 +17,13 @@
 // never read (asking again every 11 s) come from other addresses. It prints
 // both runs side by side and checks that every honest subscriber still got
 // every incident, that the broadcast p99 stayed within 1.2x and the relay's
-// RSS within 1.5x of the clean run.
+// RSS within 1.5x of the clean run. With -before it first makes a clean run
+// against the relay before the NATS stream (built from git by make
+// bench-relay) and compares memory per subscriber and p99 with today's
+// (target within 1.2x). With -cluster it then starts three relays whose
+// embedded NATS servers form one cluster (see cluster.go).
 //
-//	go run ./relay/cmd/relaybench -relay bin/attackmap-relay
+//	go run ./relay/cmd/relaybench -relay bin/attackmap-relay [-before bin/attackmap-relay-before] [-cluster]
 package main
 
 import (
@@ -58,6 +62,10 @@ func main() {
 
 type options struct {
 	relay       string
+	before      string // the relay before the stream, for a side-by-side run
+	cluster     bool
+	clusterN    int
+	ingestN     int
 	n           int
 	addrs       int
 	incidents   int
@@ -104,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.slowloris, "slowloris", 1000, "hostile run: slowloris connections (from 127.0.1.x)")
 	fs.IntVar(&o.feeders, "feeders", 100, "hostile run: clients asking /api/live-feed?limit=500 that never read (from 127.0.2.x)")
 	fs.IntVar(&o.fill, "fill", 500, "incidents of about 8 KiB published before the subscribers connect, so feed answers are full")
+	fs.StringVar(&o.before, "before", "", "the relay binary before the NATS stream (built from git); adds a clean run with it, printed beside the others (run \"before\")")
+	fs.BoolVar(&o.cluster, "cluster", false, "after the runs, start three relays whose embedded NATS servers form a cluster (R3 stream) and measure delivery to -cluster-n subscribers on each and acknowledged ingest throughput")
+	fs.IntVar(&o.clusterN, "cluster-n", 4000, "cluster run: SSE subscribers per relay")
+	fs.IntVar(&o.ingestN, "ingest-n", 20000, "cluster run: incidents pushed as fast as the relays acknowledge them, for the throughput figure")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,19 +125,38 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := raiseNoFile(uint64(o.n+o.slowloris+o.feeders) + 1024); err != nil {
 		return err
 	}
+	runs := o.runs
+	if o.before != "" && !strings.Contains(runs, "before") {
+		runs = "before," + runs
+	}
 	var results []*runResult
-	for _, name := range strings.Split(o.runs, ",") {
-		if name != "clean" && name != "hostile" {
+	for _, name := range strings.Split(runs, ",") {
+		bin := o.relay
+		switch name {
+		case "clean", "hostile":
+		case "before":
+			if o.before == "" {
+				return errors.New("-runs before needs -before")
+			}
+			bin = o.before
+		case "":
+			continue
+		default:
 			return fmt.Errorf("-runs: unknown run %q", name)
 		}
-		fmt.Fprintf(stdout, "\n== %s run ==\n", name)
-		r, err := runOnce(o, name == "hostile", stdout, stderr)
+		fmt.Fprintf(stdout, "\n== %s run (%s) ==\n", name, bin)
+		r, err := runOnce(o, bin, name, stdout, stderr)
 		if err != nil {
 			return fmt.Errorf("%s run: %w", name, err)
 		}
 		results = append(results, r)
 	}
 	compare(stdout, results)
+	if o.cluster {
+		if err := runCluster(o, stdout, stderr); err != nil {
+			return fmt.Errorf("cluster run: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -160,12 +191,25 @@ func compare(w io.Writer, rs []*runResult) {
 	row("relay CPU while publishing (s)", func(r *runResult) string { return fmt.Sprintf("%.2f", r.relayCPU) })
 	row("hostile connections opened", func(r *runResult) string { return strconv.FormatInt(r.hostileConns, 10) })
 	row("non-reading feed requests sent", func(r *runResult) string { return strconv.FormatInt(r.feedGets, 10) })
-	clean, hostile := rs[0], rs[len(rs)-1]
 	verdict := func(ok bool) string {
 		if ok {
 			return "ok"
 		}
 		return "MISSED"
+	}
+	byName := map[string]*runResult{}
+	for _, r := range rs {
+		byName[r.name] = r
+	}
+	if b, c := byName["before"], byName["clean"]; b != nil && c != nil {
+		mem := c.perSub / max(b.perSub, 1)
+		p99 := c.p99 / max(b.p99, 0.1)
+		fmt.Fprintf(w, "\nstream vs before (clean runs): subscribers held %d vs %d: %s; memory per subscriber %.2fx (target <= 1.2x): %s; broadcast p99 %.2fx (target <= 1.2x): %s\n",
+			c.held, b.held, verdict(c.held >= b.held), mem, verdict(mem <= 1.2), p99, verdict(p99 <= 1.2))
+	}
+	clean, hostile := byName["clean"], byName["hostile"]
+	if clean == nil || hostile == nil {
+		return
 	}
 	all := hostile.delivered == hostile.want && hostile.dups == 0 && hostile.held == clean.held
 	p99 := hostile.p99 / max(clean.p99, 0.1)
@@ -176,11 +220,9 @@ func compare(w io.Writer, rs []*runResult) {
 
 // runOnce starts a relay, connects the subscribers (and, when hostile, the
 // attackers), publishes and measures.
-func runOnce(o options, hostile bool, stdout, stderr io.Writer) (*runResult, error) {
-	res0 := &runResult{name: "clean"}
-	if hostile {
-		res0.name = "hostile"
-	}
+func runOnce(o options, bin, name string, stdout, stderr io.Writer) (*runResult, error) {
+	res0 := &runResult{name: name}
+	hostile := name == "hostile"
 	dir, err := os.MkdirTemp("", "relaybench")
 	if err != nil {
 		return nil, err
@@ -188,7 +230,7 @@ func runOnce(o options, hostile bool, stdout, stderr io.Writer) (*runResult, err
 	defer os.RemoveAll(dir)
 
 	tokFile := filepath.Join(dir, "tokens")
-	out, err := exec.Command(o.relay, "token", "add", "--token-file", tokFile, "bench").Output()
+	out, err := exec.Command(bin, "token", "add", "--token-file", tokFile, "bench").Output()
 	if err != nil {
 		return nil, fmt.Errorf("token add: %w", err)
 	}
@@ -206,7 +248,7 @@ func runOnce(o options, hostile bool, stdout, stderr io.Writer) (*runResult, err
 	// reach the relay for the run to measure its timeouts and deadlines
 	// rather than its refusals. The total connection cap stays at its
 	// default (from the open file limit).
-	cmd := exec.Command(o.relay, "serve", "--listen", addr, "--metrics-listen", maddr, "--data", filepath.Join(dir, "data"),
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-listen", maddr, "--data", filepath.Join(dir, "data"),
 		"--token-file", tokFile, "--max-subscribers", strconv.Itoa(o.n+1000),
 		"--max-subscribers-per-addr", "-1", "--max-subscribers-per-net", "-1", "--max-conns-per-addr", "-1",
 		"--ingest-rate", "-1", "--log-level", "warn")
