@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,18 +71,37 @@ func TestExitStatusAndMessages(t *testing.T) {
 
 // Every command's --help carries examples and the exit statuses.
 func TestEveryHelpHasExamplesAndExitStatus(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"detect", "--help"}, {"block", "--help"}, {"geoip", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"detect", "--help"}, {"block", "--help"}, {"geoip", "--help"}} {
 		stdout, _, code := runCmd(t, args...)
 		if code != 0 || !strings.Contains(stdout, "Example") || !strings.Contains(stdout, "Exit status") {
 			t.Errorf("%q: exit %d, help:\n%s", args, code, stdout)
 		}
 	}
-	// run's help goes to stderr (the daemon's log stream), like the relay's.
-	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"run", "--help"}, os.Getenv, &out, &errb); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(errb.String(), "Examples:") || !strings.Contains(errb.String(), "Exit status") {
-		t.Errorf("run --help:\n%s", errb.String())
+}
+
+// TestHelpGoesToStdoutAndUsageErrorsToStderr: asking for help is a
+// success, so it is printed on stdout with status 0 and nothing on
+// stderr, for every command and both spellings; a bad flag is a usage
+// error: one line on stderr, nothing on stdout, status 2.
+func TestHelpGoesToStdoutAndUsageErrorsToStderr(t *testing.T) {
+	for _, cmd := range [][]string{nil, {"run"}, {"detect"}, {"block"}, {"block", "list"}, {"geoip"}, {"geoip", "status"}} {
+		name := strings.Join(append([]string{"attackmap-sensor"}, cmd...), " ")
+		for _, h := range []string{"--help", "-h"} {
+			t.Run(name+" "+h, func(t *testing.T) {
+				stdout, stderr, code := runCmd(t, append(slices.Clone(cmd), h)...)
+				if code != 0 || stderr != "" || !strings.Contains(strings.ToLower(stdout), "usage") {
+					t.Errorf("exit %d, stderr %q, stdout %q: want the usage on stdout, status 0", code, stderr, stdout)
+				}
+			})
+		}
+		if len(cmd) == 0 {
+			continue // a flag before the command is an unknown command, tested above
+		}
+		t.Run(name+" --bogus", func(t *testing.T) {
+			stdout, stderr, code := runCmd(t, append(slices.Clone(cmd), "--bogus")...)
+			if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "-bogus") {
+				t.Errorf("exit %d, stdout %q, stderr %q: want one line on stderr, status 2", code, stdout, stderr)
+			}
+		})
 	}
 }

@@ -41,7 +41,8 @@ const DefaultMetricsListen = "127.0.0.1:9465"
 //	  "data_dir": "./data",                 journals, cursors, the embedded relay's history
 //	  "host": "web-1",                      name of this host (default: the hostname)
 //	  "metrics_listen": "127.0.0.1:9465",   Prometheus /metrics ("" turns it off; --metrics-listen)
-//	  "relays": [{"url": "wss://relay.example.org/api/ingest", "token": "..."}],
+//	  "relays": [{"url": "wss://relay.example.org/api/ingest", "token": "..."},
+//	             {"urls": ["wss://a.example.org", "wss://b.example.org"], "token": "..."}],  a cluster, with failover
 //	  "serve": {"listen": ":8080",           run the relay in the sensor (--serve)
 //	            "allow_origins": ["https://map.example.org"],
 //	            "token_file": ""},           also accept other sensors (optional)
@@ -118,10 +119,18 @@ type EBPFConfig struct {
 
 func (e EBPFConfig) enabled() bool { return e.Enabled == nil || *e.Enabled }
 
-// RelayConfig is one relay to push to.
+// RelayConfig is one destination to push to: a relay, or a relay cluster
+// (relays sharing one stream) reachable at several URLs. Each destination
+// has one cursor; its pusher talks to one URL at a time and fails over to
+// the next (package push, WS).
 type RelayConfig struct {
-	URL   string `json:"url"`
-	Token string `json:"token"`
+	// URL is the relay's address; URLs are more addresses of the same
+	// destination (a cluster). At least one of them is needed; after
+	// check, URLs holds every address (URL first, normalised, without
+	// repeats) and URL the first.
+	URL   string   `json:"url"`
+	URLs  []string `json:"urls"`
+	Token string   `json:"token"`
 }
 
 // LogPaths are the log files the collectors follow.
@@ -248,15 +257,16 @@ func loadConfig(path string) (Config, error) {
 // the environment and the flags, in that order of precedence (flags win).
 // Its errors are usage errors (exit status 2): the command line or the
 // configuration must change.
-func parseArgs(args []string, env func(string) string, stderr io.Writer) (Config, error) {
-	cfg, err := parseFlags(args, env, stderr)
+// --help prints to stdout (what was asked for, exit status 0).
+func parseArgs(args []string, env func(string) string, stdout io.Writer) (Config, error) {
+	cfg, err := parseFlags(args, env, stdout)
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errPrintConfig) {
 		err = cli.Usage(err)
 	}
 	return cfg, err
 }
 
-func parseFlags(args []string, env func(string) string, stderr io.Writer) (Config, error) {
+func parseFlags(args []string, env func(string) string, stdout io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("attackmap-sensor run", flag.ContinueOnError)
 	// Errors come back as one line (main prints them); only --help prints
 	// the usage.
@@ -265,7 +275,7 @@ func parseFlags(args []string, env func(string) string, stderr io.Writer) (Confi
 		configPath = fs.String("config", "", "JSON configuration `file` (default: the embedded defaults; print them with --print-config)")
 		printCfg   = fs.Bool("print-config", false, "print the embedded default configuration and exit")
 		dataDir    = fs.String("data", "", "data `directory` for journals, cursors and the embedded relay (default ./data)")
-		relayURL   = fs.String("relay", "", "push to the relay at `URL` (wss://host or wss://host/api/ingest; env ATTACKMAP_RELAY)")
+		relayURL   = fs.String("relay", "", "push to the relay at `URL` (wss://host or wss://host/api/ingest; a comma-separated list is one relay cluster reached at any of them, with failover; env ATTACKMAP_RELAY)")
 		tok        = fs.String("token", "", "the sensor's ingest `token` for --relay (env ATTACKMAP_TOKEN)")
 		serve      = fs.String("serve", "", "run the relay inside the sensor, serving the map on `ADDR` (e.g. :8080)")
 		metrics    = fs.String("metrics-listen", DefaultMetricsListen, "serve Prometheus metrics on `ADDR` (GET /metrics; keep it off public interfaces; \"\" turns it off; env ATTACKMAP_SENSOR_METRICS_LISTEN)")
@@ -298,6 +308,13 @@ the line of the host it was made for) and this sensor's host name; the
 metric attackmap_sensor_relay_auth_ok{relay} is 0 and GET /healthz on
 --metrics-listen answers 503 with the reason.
 
+A relay cluster (relays sharing one stream) is one destination at several
+URLs: --relay wss://a,wss://b (or "urls" in a relays entry). The sensor
+uses one URL at a time and fails over to the next, round robin, when it
+cannot connect, is refused or gets no ack in time; what was not
+acknowledged is sent again there. A rejected token does not fail over.
+/healthz names the URL in use.
+
 Environment: ATTACKMAP_RELAY, ATTACKMAP_TOKEN (like --relay, --token),
 ABUSEIPDB_API_KEY (enables AbuseIPDB checks).
 
@@ -306,6 +323,8 @@ Examples:
   attackmap-sensor run --serve :8080
   # a server pushing to a relay (token from "attackmap-relay token add web-1")
   ATTACKMAP_TOKEN=... attackmap-sensor run --relay wss://relay.example.org --data /var/lib/attackmap
+  # a relay cluster: fail over between its relays
+  ATTACKMAP_TOKEN=... attackmap-sensor run --relay wss://relay-a.example.org,wss://relay-b.example.org
   # a configuration file (start from the defaults)
   attackmap-sensor run --print-config > /etc/attackmap/sensor.json
   attackmap-sensor run --config /etc/attackmap/sensor.json
@@ -321,7 +340,7 @@ Flags:
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
+			fs.SetOutput(stdout)
 			fs.Usage()
 			return Config{}, err
 		}
@@ -352,7 +371,13 @@ Flags:
 		if *tok == "" {
 			return Config{}, errors.New("--relay needs --token (or ATTACKMAP_TOKEN)")
 		}
-		cfg.Relays = append(cfg.Relays, RelayConfig{URL: *relayURL, Token: *tok})
+		var urls []string
+		for u := range strings.SplitSeq(*relayURL, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				urls = append(urls, u)
+			}
+		}
+		cfg.Relays = append(cfg.Relays, RelayConfig{URLs: urls, Token: *tok})
 	} else if *tok != "" {
 		return Config{}, errors.New("--token without --relay (or ATTACKMAP_RELAY)")
 	}
@@ -395,15 +420,34 @@ func (c *Config) check() error {
 	if c.DataDir == "" {
 		return errors.New("config: data_dir is empty")
 	}
+	owner := map[string]int{} // URL -> the destination that has it
 	for i, r := range c.Relays {
-		u, err := IngestURL(r.URL)
-		if err != nil {
-			return fmt.Errorf("config: relays[%d]: %w", i, err)
+		var urls []string
+		for _, s := range append([]string{r.URL}, r.URLs...) {
+			if s == "" {
+				continue
+			}
+			u, err := IngestURL(s)
+			if err != nil {
+				return fmt.Errorf("config: relays[%d]: %w", i, err)
+			}
+			if j, ok := owner[u]; ok && j != i {
+				// Two pushers to one relay would deliver everything twice
+				// and, named after it, share one cursor file.
+				return fmt.Errorf("config: relays[%d]: %s is also in relays[%d] (list a cluster's URLs in one entry's urls)", i, u, j)
+			}
+			if _, ok := owner[u]; !ok {
+				owner[u] = i
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) == 0 {
+			return fmt.Errorf("config: relays[%d]: no url", i)
 		}
 		if r.Token == "" {
 			return fmt.Errorf("config: relays[%d]: no token", i)
 		}
-		c.Relays[i].URL = u
+		c.Relays[i].URL, c.Relays[i].URLs = urls[0], urls
 	}
 	if c.Retention.Days < 0 || c.Retention.EventsMaxDailyMB < 0 {
 		return errors.New("config: retention values must not be negative")

@@ -55,7 +55,7 @@ const incidentBacklog = 10000
 // the relay for --serve (see Embedded; nil refuses --serve). It returns nil
 // when ctx ends, or the first error of any part.
 func Run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, embed EmbedFunc) error {
-	cfg, err := parseArgs(args, env, stderr)
+	cfg, err := parseArgs(args, env, stdout)
 	if errors.Is(err, errPrintConfig) {
 		_, err := stdout.Write(defaultConfig)
 		return err
@@ -172,7 +172,10 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 		}
 	}
 	for _, rc := range cfg.Relays {
-		ws := push.NewWS(rc.URL, rc.Token, push.WSOptions{Logger: log})
+		// One destination, one cursor, however many URLs: it is named
+		// after the first URL, so adding URLs to an entry keeps the
+		// cursor (and the metrics' relay label).
+		ws := push.NewWS(rc.URLs, rc.Token, push.WSOptions{Logger: log})
 		closers = append(closers, func() { ws.Close() })
 		if err := startForwarder(ctx, g, cfg, rc.URL, cursorName(rc.URL), ws, incidents, enricher, mets, log); err != nil {
 			return err

@@ -242,6 +242,9 @@ func (d *detection) logConfig() logsrc.Config {
 	lc.StateDir = d.cfg.DataDir
 	lc.Logger = d.log.With("part", "logs")
 	lc.FromStart = d.cfg.Logs.FromStart
+	if d.mets != nil {
+		lc.Tailers = &d.mets.tails
+	}
 	return lc
 }
 

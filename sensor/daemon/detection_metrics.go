@@ -9,6 +9,7 @@ import (
 
 	"github.com/attackmap/attackmap/sensor/detect"
 	"github.com/attackmap/attackmap/sensor/respond"
+	"github.com/attackmap/attackmap/sensor/tail"
 )
 
 // detectionMetrics exports the detection stage's state and the responder's
@@ -32,12 +33,34 @@ type detectionMetrics struct {
 	keys, evicted, ahead                          *prometheus.Desc
 	active, blocks, skips, expired, offersDropped *prometheus.Desc
 	kernelDrops                                   *prometheus.Desc
+	logLines, logBytes, logRotations, logTruncs   *prometheus.Desc
+	logLost                                       *prometheus.Desc
+
+	// tails holds the log files' tailers (the log collectors add them).
+	tails tail.Set
 }
 
 func newDetectionMetrics(resp *respond.Responder) *detectionMetrics {
 	b := []string{"backend"}
+	p := []string{"path"}
+	// Every detector is a label from the start, at 0: a rate or an alert
+	// on one detector works before its first incident.
+	incidents := map[string]*atomic.Uint64{}
+	for _, name := range detect.Detectors() {
+		incidents[name] = new(atomic.Uint64)
+	}
 	return &detectionMetrics{
-		resp: resp, events: map[string]*atomic.Uint64{}, incidents: map[string]*atomic.Uint64{},
+		resp: resp, events: map[string]*atomic.Uint64{}, incidents: incidents,
+		logLines: prometheus.NewDesc("attackmap_sensor_log_lines_total",
+			"Lines read from a followed log file (rotated predecessors included).", p, nil),
+		logBytes: prometheus.NewDesc("attackmap_sensor_log_bytes_total",
+			"Bytes read from a followed log file (rotated predecessors included).", p, nil),
+		logRotations: prometheus.NewDesc("attackmap_sensor_log_rotations_total",
+			"Rotations of a followed log file seen (renamed away, or found rotated at start).", p, nil),
+		logTruncs: prometheus.NewDesc("attackmap_sensor_log_truncations_total",
+			"Truncations in place (copytruncate) of a followed log file seen.", p, nil),
+		logLost: prometheus.NewDesc("attackmap_sensor_log_rotated_lost_total",
+			"Rotated files of a followed log that could not be found again to finish (deleted, or compressed other than with gzip).", p, nil),
 		eventsBy: prometheus.NewDesc("attackmap_sensor_events_total",
 			"Raw events the collectors delivered to the detectors, by source (sshd, nginx, ebpf, ...).", []string{"source"}, nil),
 		incidentsBy: prometheus.NewDesc("attackmap_sensor_incidents_total",
@@ -96,7 +119,7 @@ func (m *detectionMetrics) publish(s detect.Stats) { m.engine.Store(&s) }
 
 func (m *detectionMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.eventsBy, m.incidentsBy, m.keys, m.evicted, m.ahead, m.active, m.blocks, m.skips, m.expired,
-		m.offersDropped, m.kernelDrops} {
+		m.offersDropped, m.kernelDrops, m.logLines, m.logBytes, m.logRotations, m.logTruncs, m.logLost} {
 		ch <- d
 	}
 }
@@ -110,6 +133,13 @@ func (m *detectionMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.incidentsBy, prometheus.CounterValue, float64(c.Load()), name)
 	}
 	m.labelsMu.Unlock()
+	for path, s := range m.tails.Stats() {
+		ch <- prometheus.MustNewConstMetric(m.logLines, prometheus.CounterValue, float64(s.Lines), path)
+		ch <- prometheus.MustNewConstMetric(m.logBytes, prometheus.CounterValue, float64(s.Bytes), path)
+		ch <- prometheus.MustNewConstMetric(m.logRotations, prometheus.CounterValue, float64(s.Rotations), path)
+		ch <- prometheus.MustNewConstMetric(m.logTruncs, prometheus.CounterValue, float64(s.Truncations), path)
+		ch <- prometheus.MustNewConstMetric(m.logLost, prometheus.CounterValue, float64(s.Lost), path)
+	}
 	if s := m.engine.Load(); s != nil {
 		ch <- prometheus.MustNewConstMetric(m.keys, prometheus.GaugeValue, float64(s.Keys))
 		ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(s.Evicted))

@@ -35,18 +35,41 @@ func (m *metrics) problems() []string {
 	return out
 }
 
+// inUse says, for each relay destination, which of its URLs the pusher
+// uses: "relay NAME: using URL (2 of 3, 1 failover)".
+func (m *metrics) inUse() []string {
+	m.mu.Lock()
+	fs := append([]*push.Forwarder(nil), m.forwarders...)
+	m.mu.Unlock()
+	var out []string
+	for _, f := range fs {
+		s := f.Stats()
+		if s.URLCount == 0 {
+			continue // the embedded relay
+		}
+		plural := "s"
+		if s.Failovers == 1 {
+			plural = ""
+		}
+		out = append(out, fmt.Sprintf("relay %s: using %s (%d of %d, %d failover%s)",
+			f.Name, s.URL, s.URLIndex+1, s.URLCount, s.Failovers, plural))
+	}
+	return out
+}
+
 // healthz answers GET /healthz on --metrics-listen: 200 "ok", or 503 with
-// the reasons, one a line, for a monitor and for the operator reading it.
+// the reasons, one a line, for a monitor and for the operator reading it;
+// then a line per relay naming the URL in use.
 func (m *metrics) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	ps := m.problems()
 	if len(ps) == 0 {
-		fmt.Fprintln(w, "ok")
-		return
+		ps = []string{"ok"}
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	for _, p := range ps {
+	for _, p := range append(ps, m.inUse()...) {
 		fmt.Fprintln(w, p)
 	}
 }

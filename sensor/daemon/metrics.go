@@ -46,6 +46,7 @@ type metrics struct {
 	lagBytes, lagIncidents             *prometheus.Desc
 	relayUp, lastAck                   *prometheus.Desc
 	authOK                             *prometheus.Desc
+	urlIndex, urlInfo, failovers       *prometheus.Desc
 	geoInfo, geoAge                    *prometheus.Desc
 }
 
@@ -96,6 +97,12 @@ func newMetrics(dataDir string, journals map[string]*jsonl.Writer) *metrics {
 			"1 when the relay accepted the sensor's token at the last answer, 0 while it rejects it (absent before the first answer); see GET /healthz.", r, nil),
 		lastAck: prometheus.NewDesc("attackmap_sensor_relay_last_ack_timestamp_seconds",
 			"When the relay last acknowledged a batch (Unix time; absent before the first ack).", r, nil),
+		urlIndex: prometheus.NewDesc("attackmap_sensor_relay_url_index",
+			"Which of the relay's URLs the pusher uses (0: the first; relays with several URLs fail over round robin).", r, nil),
+		urlInfo: prometheus.NewDesc("attackmap_sensor_relay_url_info",
+			"1 for the URL the pusher uses, labelled with it.", []string{"relay", "url"}, nil),
+		failovers: prometheus.NewDesc("attackmap_sensor_relay_failovers_total",
+			"Moves from one of the relay's URLs to the next (connection failure, refusal or stall).", r, nil),
 		geoInfo: prometheus.NewDesc("attackmap_sensor_geoip_database_info",
 			"1 for every GeoIP database in service, labelled with its path, type and geo source.", []string{"path", "type", "source"}, nil),
 		geoAge: prometheus.NewDesc("attackmap_sensor_geoip_database_age_seconds",
@@ -112,7 +119,7 @@ func (m *metrics) add(f *push.Forwarder) {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.lost, m.dropped, m.held, m.failing, m.torn, m.free,
 		m.delivered, m.rejected, m.failures, m.malformed, m.readTorn, m.resent, m.stuck, m.commitFails, m.indexFails,
-		m.journalBytes, m.lagBytes, m.lagIncidents, m.relayUp, m.lastAck, m.authOK, m.geoInfo, m.geoAge} {
+		m.journalBytes, m.lagBytes, m.lagIncidents, m.relayUp, m.lastAck, m.authOK, m.urlIndex, m.urlInfo, m.failovers, m.geoInfo, m.geoAge} {
 		ch <- d
 	}
 }
@@ -161,6 +168,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			// A relay that cannot be reached says nothing of the
 			// token: only a rejection makes this 0.
 			gauge(m.authOK, b2f(!s.TokenRejected), f.Name)
+		}
+		if s.URLCount > 0 {
+			gauge(m.urlIndex, float64(s.URLIndex), f.Name)
+			ch <- prometheus.MustNewConstMetric(m.urlInfo, prometheus.GaugeValue, 1, f.Name, s.URL)
+			counter(m.failovers, s.Failovers, f.Name)
 		}
 		if !s.LastAck.IsZero() {
 			gauge(m.lastAck, float64(s.LastAck.UnixNano())/1e9, f.Name)

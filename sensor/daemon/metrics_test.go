@@ -117,6 +117,17 @@ func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
 		regexp.MustCompile(`attackmap_sensor_push_lag_bytes\{relay="ws://127.0.0.1:1/api/ingest"\} [1-9]`),
 		regexp.MustCompile(`attackmap_sensor_push_lag_incidents\{relay="ws://127.0.0.1:1/api/ingest"\} [1-9]`),
 		regexp.MustCompile(`attackmap_sensor_relay_connected\{relay="ws://127.0.0.1:1/api/ingest"\} 0`),
+		// One URL: index 0, no failover.
+		regexp.MustCompile(`attackmap_sensor_relay_url_index\{relay="ws://127.0.0.1:1/api/ingest"\} 0`),
+		regexp.MustCompile(`attackmap_sensor_relay_failovers_total\{relay="ws://127.0.0.1:1/api/ingest"\} 0`),
+		// The tailer's counters for the auth log: 8 lines read.
+		regexp.MustCompile(`attackmap_sensor_log_lines_total\{path="` + regexp.QuoteMeta(auth) + `"\} 8\b`),
+		regexp.MustCompile(`attackmap_sensor_log_bytes_total\{path="` + regexp.QuoteMeta(auth) + `"\} [1-9]`),
+		regexp.MustCompile(`attackmap_sensor_log_rotations_total\{path="` + regexp.QuoteMeta(auth) + `"\} 0`),
+		regexp.MustCompile(`attackmap_sensor_log_truncations_total\{path="` + regexp.QuoteMeta(auth) + `"\} 0`),
+		// Every detector is a label from the start, at 0 until it raises.
+		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="suspicious_exec"\} 0`),
+		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="c2_connect"\} 0`),
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	var body string

@@ -259,7 +259,11 @@ type replay struct {
 	events, incidents int
 }
 
-// emit writes valid incidents, one JSON line each.
+// emit writes valid incidents, one JSON line each. As in the daemon, the
+// fields are validated without encoding, the incident is encoded once and
+// its size is checked on those bytes (incident.CheckSize): full evidence
+// lists can pass Validate and still be over incident.MaxBytes, which a
+// relay would refuse.
 func (rp *replay) emit(ins []incident.Incident) error {
 	for i := range ins {
 		if err := ins[i].Validate(); err != nil {
@@ -269,6 +273,10 @@ func (rp *replay) emit(ins []incident.Incident) error {
 		b, err := incident.Marshal(&ins[i])
 		if err != nil {
 			return fmt.Errorf("detect: %w", err)
+		}
+		if err := incident.CheckSize(b); err != nil {
+			fmt.Fprintf(rp.stderr, "detect: dropping invalid incident %s: %v\n", ins[i].ID, err)
+			continue
 		}
 		if rp.explain {
 			rp.w.WriteString("  => ")

@@ -54,6 +54,8 @@ type Config struct {
 	Parse logparse.Options `json:"-"`
 	// Logger gets warnings; nothing is logged per line.
 	Logger *slog.Logger `json:"-"`
+	// Tailers, when set, receives each file's tailer, for the metrics.
+	Tailers *tail.Set `json:"-"`
 }
 
 // Kind says which parser a log needs.
@@ -242,6 +244,7 @@ func (c Config) tailFile(ctx context.Context, kind Kind, path string, log *slog.
 		}
 	}
 	tl = tail.New(cfg)
+	c.Tailers.Add(tl)
 	err := tl.Run(ctx, func(line []byte) error {
 		ev, ok := d.Decode(line)
 		if !ok {

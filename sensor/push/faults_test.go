@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/sensor/journal"
 )
 
@@ -44,7 +45,7 @@ func (s *countingSink) counts() (ids, repeats int) {
 func TestACursorThatCannotBeStoredIsRetriedNotFatal(t *testing.T) {
 	dir := t.TempDir()
 	w := openWriter(t, dir)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	// The cursor lives in a directory that disappears, as a full or
 	// failing disk would refuse it.

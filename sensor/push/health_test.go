@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // TestARejectedTokenIsOneErrorAtStart: with nothing to deliver, the
@@ -15,8 +17,8 @@ func TestARejectedTokenIsOneErrorAtStart(t *testing.T) {
 	tr.start()
 	dir := t.TempDir()
 	w := openWriter(t, dir) // empty: no incident to deliver
-	logs := &syncBuffer{}
-	ws := NewWS(tr.url(), "not-the-token", WSOptions{})
+	logs := &testkit.SyncBuffer{}
+	ws := NewWS([]string{tr.url()}, "not-the-token", WSOptions{})
 	defer ws.Close()
 	f, _ := forwarder(t, dir, w, ws, slog.New(slog.NewTextHandler(logs, nil)))
 	f.Host, f.TokenID = "web-9", ws.TokenID()
@@ -50,8 +52,8 @@ func TestAGoodTokenIsCheckedAtStart(t *testing.T) {
 	tr.start()
 	dir := t.TempDir()
 	w := openWriter(t, dir)
-	logs := &syncBuffer{}
-	ws := NewWS(tr.url(), tr.tok, WSOptions{})
+	logs := &testkit.SyncBuffer{}
+	ws := NewWS([]string{tr.url()}, tr.tok, WSOptions{})
 	defer ws.Close()
 	f, _ := forwarder(t, dir, w, ws, slog.New(slog.NewTextHandler(logs, nil)))
 	run(t, f)
@@ -69,7 +71,7 @@ func TestAGoodTokenIsCheckedAtStart(t *testing.T) {
 }
 
 func TestTokenIDIsTheHashPrefixNotTheToken(t *testing.T) {
-	ws := NewWS("ws://x/api/ingest", "secret-token", WSOptions{})
+	ws := NewWS([]string{"ws://x/api/ingest"}, "secret-token", WSOptions{})
 	id := ws.TokenID()
 	// sha256("secret-token") starts with these 8 hex digits.
 	if id != "930bbdc5" {

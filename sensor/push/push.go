@@ -124,6 +124,13 @@ type Stats struct {
 	AuthKnown     bool
 	TokenRejected bool
 	LastError     string
+	// URL is the relay URL in use (or tried next), URLIndex its place in
+	// the destination's list of URLCount, Failovers the moves from one URL
+	// to the next; all zero for a sink without URLs (the embedded relay).
+	URL       string
+	URLIndex  int
+	URLCount  int
+	Failovers uint64
 }
 
 // Forwarder moves incidents from a journal reader to a sink.
@@ -188,6 +195,10 @@ func (f *Forwarder) Stats() Stats {
 	f.h.mu.Lock()
 	s.AuthKnown, s.TokenRejected, s.LastError = f.h.known, f.h.rejected, f.h.lastErr
 	f.h.mu.Unlock()
+	if e, ok := f.Sink.(Endpoint); ok {
+		s.URL, s.URLIndex, s.URLCount = e.URL()
+		s.Failovers = e.Failovers()
+	}
 	if f.Reader != nil {
 		s.Malformed += f.Reader.Malformed()
 		s.Torn = f.Reader.Torn()
@@ -232,12 +243,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	for {
 		// Stop advancing what cannot be persisted: wait for the cursor
 		// once too much was delivered beyond the stored one.
+		// A healthy committer stores within milliseconds and wakes us
+		// (stored); a failing one is retried every commitRetry.
 		for c.unpersisted() >= maxUnpersisted {
 			t := time.NewTimer(commitRetry)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return nil
+			case <-c.stored:
+				t.Stop()
 			case <-t.C:
 			}
 		}
@@ -276,6 +291,9 @@ type committer struct {
 	log  *slog.Logger
 	wake chan struct{} // capacity 1: a pending write covers later positions
 	done chan struct{}
+	// stored is poked (capacity 1) after each cursor write that
+	// succeeded, for a forwarder waiting on unpersisted.
+	stored chan struct{}
 
 	mu             sync.Mutex
 	next           journal.Position
@@ -296,7 +314,8 @@ type sentBatch struct {
 }
 
 func newCommitter(r *journal.Reader, name string, log *slog.Logger) *committer {
-	c := &committer{r: r, name: name, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &committer{r: r, name: name, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		stored: make(chan struct{}, 1)}
 	go c.loop()
 	return c
 }
@@ -319,12 +338,12 @@ func (c *committer) poke() {
 	}
 }
 
+// unpersisted is how many acknowledged lines no stored cursor covers yet:
+// a few batches while the committer writes, growing while the disk
+// refuses the cursor.
 func (c *committer) unpersisted() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err == nil {
-		return 0 // the committer is keeping up
-	}
 	return c.behind
 }
 
@@ -362,6 +381,10 @@ func (c *committer) store(p journal.Position, behind int) {
 		}
 		c.err = nil
 		c.behind -= behind
+		select {
+		case c.stored <- struct{}{}:
+		default:
+		}
 		return
 	}
 	c.commitFailures++
@@ -405,7 +428,11 @@ func (c *committer) stop() {
 		c.retry.Stop()
 	}
 	c.mu.Unlock()
-	c.wake <- struct{}{} // the loop drains wake, so this cannot block long
+	// Not a blocking send: a retry timer that fired meanwhile may hold
+	// wake's one slot while the loop returns on an earlier wake, and the
+	// send would wait for ever. A poke that finds the slot taken is not
+	// needed: the wake in it is read after quit was set.
+	c.poke()
 	<-c.done
 }
 
@@ -540,6 +567,9 @@ func (f *Forwarder) deliver(ctx context.Context, msg []json.RawMessage, ids []st
 // before the next try; it returns ctx's error if ctx ends first.
 func (f *Forwarder) backOff(ctx context.Context, err error, failures int, log *slog.Logger) error {
 	wait := f.Backoff.wait(failures)
+	if s, ok := f.Sink.(scheduler); ok {
+		wait = s.retryIn(f.Backoff)
+	}
 	f.noteFailure(err, failures, wait, log)
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -549,6 +579,19 @@ func (f *Forwarder) backOff(ctx context.Context, err error, failures int, log *s
 	case <-t.C:
 		return nil
 	}
+}
+
+// scheduler is a Sink with a retry schedule of its own: WS keeps a backoff
+// per URL and, after a failover, the next URL may be tried at once.
+type scheduler interface {
+	retryIn(b Backoff) time.Duration
+}
+
+// Endpoint is a Sink that reaches its destination at one of several URLs
+// (WS): the metrics and /healthz say which one is in use.
+type Endpoint interface {
+	URL() (url string, index, count int)
+	Failovers() uint64
 }
 
 // checkAck refuses an ack that does not account for the batch: rejections

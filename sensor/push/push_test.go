@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,28 +16,11 @@ import (
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
 	"github.com/attackmap/attackmap/sensor/journal"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testRelay is the real relay served on a loopback listener that can be
 // stopped and started again on the same address (same data directory).
@@ -118,33 +99,53 @@ func (tr *testRelay) stop() {
 	r.Close()
 }
 
-// history counts the relay's stored copies of each id (its history files):
-// what "the relay shows each incident once" means.
+// history counts the incidents the relay serves on its live feed (the
+// latest copy of each, up to 500): what it took in, seen through its
+// public surface, whatever its store. That the sensor sent each only once
+// is checked on the sensor's side (ackCounter).
 func (tr *testRelay) history() map[string]int {
 	tr.t.Helper()
 	counts := map[string]int{}
-	files, _ := filepath.Glob(filepath.Join(tr.dir, "relay", "history-*.jsonl"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tr.t.Fatal(err)
-		}
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			if len(line) == 0 {
-				continue
-			}
-			var h struct {
-				Incident struct {
-					ID string `json:"id"`
-				} `json:"incident"`
-			}
-			if err := json.Unmarshal(line, &h); err != nil {
-				tr.t.Fatalf("history line %q: %v", line, err)
-			}
-			counts[h.Incident.ID]++
-		}
+	for _, id := range tr.feed() {
+		counts[id]++
 	}
 	return counts
+}
+
+// ackCounter wraps a sink and counts, by id, the incidents of each
+// acknowledged batch: an id acknowledged twice was sent again after its
+// ack (a repeat the relay would have to drop).
+type ackCounter struct {
+	Sink
+	mu    sync.Mutex
+	acked map[string]int
+}
+
+func (a *ackCounter) Deliver(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
+	ack, err := a.Sink.Deliver(ctx, batch)
+	if err == nil {
+		a.mu.Lock()
+		for _, raw := range batch {
+			if in, err := incident.Decode(raw); err == nil {
+				a.acked[in.ID]++
+			}
+		}
+		a.mu.Unlock()
+	}
+	return ack, err
+}
+
+// repeats lists the ids acknowledged more than once.
+func (a *ackCounter) repeats() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for id, n := range a.acked {
+		if n > 1 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func testIncident(i int) *incident.Incident {
@@ -227,11 +228,15 @@ func TestDeliversEverythingToTheRealRelayAndCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ws := NewWS(tr.url(), tr.tok, WSOptions{})
+	ws := NewWS([]string{tr.url()}, tr.tok, WSOptions{})
 	defer ws.Close()
-	f, got := forwarder(t, dir, w, ws, nil)
+	acks := &ackCounter{Sink: ws, acked: map[string]int{}}
+	f, got := forwarder(t, dir, w, acks, nil)
 	run(t, f)
 	awaitDelivered(t, got, n)
+	if r := acks.repeats(); len(r) > 0 {
+		t.Errorf("acknowledged more than once: %v", r)
+	}
 	h := tr.history()
 	if len(h) != n {
 		t.Fatalf("relay has %d ids, want %d", len(h), n)
@@ -254,8 +259,8 @@ func TestRejectedIncidentsAreLoggedAndSkipped(t *testing.T) {
 	w.Append([]byte(`{"id":"x:1","source":"ssh_bruteforce","severity":"hgih","ip":"127.0.0.1","ts":"2026-03-22T14:32:01Z"}`))
 	w.Append([]byte(`this is not JSON`))
 	w.AppendJSON(testIncident(1))
-	logs := &syncBuffer{}
-	ws := NewWS(tr.url(), tr.tok, WSOptions{})
+	logs := &testkit.SyncBuffer{}
+	ws := NewWS([]string{tr.url()}, tr.tok, WSOptions{})
 	defer ws.Close()
 	f, got := forwarder(t, dir, w, ws, slog.New(slog.NewTextHandler(logs, nil)))
 	run(t, f)
@@ -276,10 +281,11 @@ func TestRelayDownAndBack(t *testing.T) {
 	tr := newTestRelay(t)
 	dir := t.TempDir()
 	w := openWriter(t, dir)
-	ws := NewWS(tr.url(), tr.tok, WSOptions{})
+	ws := NewWS([]string{tr.url()}, tr.tok, WSOptions{})
 	defer ws.Close()
-	logs := &syncBuffer{}
-	f, got := forwarder(t, dir, w, ws, slog.New(slog.NewTextHandler(logs, nil)))
+	acks := &ackCounter{Sink: ws, acked: map[string]int{}}
+	logs := &testkit.SyncBuffer{}
+	f, got := forwarder(t, dir, w, acks, slog.New(slog.NewTextHandler(logs, nil)))
 	run(t, f)
 	// Down from the start: incidents pile up in the journal.
 	for i := range 150 {
@@ -295,6 +301,9 @@ func TestRelayDownAndBack(t *testing.T) {
 	}
 	tr.start()
 	awaitDelivered(t, got, 150)
+	if r := acks.repeats(); len(r) > 0 {
+		t.Errorf("acknowledged more than once: %v", r)
+	}
 	h := tr.history()
 	if len(h) != 300 {
 		t.Fatalf("relay has %d ids, want 300", len(h))
@@ -315,8 +324,8 @@ func TestABadTokenIsReportedWithTheRelaysReason(t *testing.T) {
 	dir := t.TempDir()
 	w := openWriter(t, dir)
 	w.AppendJSON(testIncident(1))
-	logs := &syncBuffer{}
-	ws := NewWS(tr.url(), "not-the-token", WSOptions{})
+	logs := &testkit.SyncBuffer{}
+	ws := NewWS([]string{tr.url()}, "not-the-token", WSOptions{})
 	defer ws.Close()
 	f, _ := forwarder(t, dir, w, ws, slog.New(slog.NewTextHandler(logs, nil)))
 	run(t, f)
@@ -333,7 +342,7 @@ func TestBigIncidentsAreSplitWithinTheMessageLimit(t *testing.T) {
 	var sizes []int
 	var mu sync.Mutex
 	sink := SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
-		msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: 1, Incidents: batch})
+		msg := appendBatch(nil, 1, batch)
 		mu.Lock()
 		sizes = append(sizes, len(msg))
 		mu.Unlock()
@@ -428,7 +437,7 @@ func TestARelayThatNeverAnswersIsRetriedWithoutCommit(t *testing.T) {
 	dir := t.TempDir()
 	w := openWriter(t, dir)
 	w.AppendJSON(testIncident(1))
-	ws := NewWS("ws"+strings.TrimPrefix(srv.URL, "http")+"/api/ingest", "t", WSOptions{DialTimeout: 100 * time.Millisecond})
+	ws := NewWS([]string{"ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ingest"}, "t", WSOptions{DialTimeout: 100 * time.Millisecond})
 	defer ws.Close()
 	f, _ := forwarder(t, dir, w, ws, nil)
 	run(t, f)

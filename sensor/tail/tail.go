@@ -43,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -117,7 +118,10 @@ type Tailer struct {
 	saved  state
 	lastSv time.Time
 
-	lost atomic.Int64 // bytes of rotated files that could not be found again
+	lost atomic.Int64 // rotated files that could not be found again
+	// Counters for Stats: read by the metrics at scrape time, so atomic;
+	// bumped once per read of up to 32 KiB, or per rotation.
+	nLines, nBytes, rotations, truncations atomic.Uint64
 
 	onStart func() // test hook: called once the start offset is set
 }
@@ -157,13 +161,59 @@ type file struct {
 
 // Stats are a tailer's counters.
 type Stats struct {
-	// Lost is the bytes of rotated files left unread because they could
-	// not be found again (deleted, or compressed other than with gzip).
+	// Lost counts the rotated files left unread because they could not
+	// be found again (deleted, or compressed other than with gzip); each
+	// is logged with the offset it was left at.
 	Lost int64
+	// Lines and Bytes count what was read (lines: newlines read, so a
+	// skipped over-long line counts once; bytes: also those of a partial
+	// last line not yet handed over). Rotations counts the files rotated
+	// away (renamed, or found rotated at start), Truncations the
+	// copytruncates seen.
+	Lines, Bytes           uint64
+	Rotations, Truncations uint64
 }
 
 // Stats returns the counters; safe to call from any goroutine.
-func (t *Tailer) Stats() Stats { return Stats{Lost: t.lost.Load()} }
+func (t *Tailer) Stats() Stats {
+	return Stats{Lost: t.lost.Load(), Lines: t.nLines.Load(), Bytes: t.nBytes.Load(),
+		Rotations: t.rotations.Load(), Truncations: t.truncations.Load()}
+}
+
+// Path is the file the tailer follows.
+func (t *Tailer) Path() string { return t.cfg.Path }
+
+// Set holds the tailers of a process by path, so that its metrics can read
+// their Stats: the log collectors add each tailer they start, the metrics
+// read them at scrape time. A nil *Set takes nothing.
+type Set struct {
+	mu sync.Mutex
+	m  map[string]*Tailer
+}
+
+// Add records t under its path, replacing a tailer of the same path.
+func (s *Set) Add(t *Tailer) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]*Tailer{}
+	}
+	s.m[t.cfg.Path] = t
+}
+
+// Stats returns each tailer's counters by path.
+func (s *Set) Stats() map[string]Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Stats, len(s.m))
+	for p, t := range s.m {
+		out[p] = t.Stats()
+	}
+	return out
+}
 
 // Pos returns the position just past the last line handed over: the file
 // at Path and the rotated one still drained. Call it only from fn or Idle.
@@ -303,6 +353,7 @@ func (t *Tailer) start(fn func([]byte) error) error {
 		// the inode may be the same, or reused, but not the content):
 		// finish the old file and every one rotated after it, then read
 		// the new one from its start.
+		t.rotations.Add(1)
 		if err := t.finishRotated(saved, true, fn); err != nil {
 			return err
 		}
@@ -448,6 +499,7 @@ func (t *Tailer) step(fn func([]byte) error) error {
 		}
 		t.prev, t.prevTo = t.cur, time.Now().Add(t.cfg.RotateGrace)
 		t.cur = nf
+		t.rotations.Add(1)
 		err = t.drain(t.cur, fn, false)
 		t.cur.fingerprint()
 		return err
@@ -468,6 +520,7 @@ func (t *Tailer) step(fn func([]byte) error) error {
 // after our offset and before the copy are in the copy (Path.1), so it is
 // finished from our offset if found, then the file is read from its start.
 func (t *Tailer) truncated(fn func([]byte) error) error {
+	t.truncations.Add(1)
 	ref := t.cur.ref()
 	t.cur.seek(0)
 	t.cur.sum, t.cur.sumLen = 0, 0
@@ -485,6 +538,8 @@ func (t *Tailer) drain(f *file, fn func([]byte) error, final bool) error {
 	for {
 		n, err := f.r.Read(buf[:])
 		if n > 0 {
+			t.nBytes.Add(uint64(n))
+			t.nLines.Add(uint64(bytes.Count(buf[:n], []byte{'\n'})))
 			if err := t.lines(f, buf[:n], fn); err != nil {
 				return err
 			}
