@@ -1,5 +1,5 @@
-const cacheName = "app-" + "e9401e063e8cb2f7";
-const resourcesToCache = ["/web/world.svg","/web/icon.svg","/web/icon-512.png","/web/icon-192.png","/web/attackmap.css","/web/app.wasm","/wasm_exec.js","/manifest.webmanifest","/live","/app.js","/app.css","/"];
+const cacheName = "app-" + "23bd05a478885927";
+const resourcesToCache = ["/web/world.svg","/web/map.css","/web/icon.svg","/web/icon-512.png","/web/icon-192.png","/web/attackmap.css","/web/app.wasm","/wasm_exec.js","/manifest.webmanifest","/live","/app.js","/app.css","/"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(

@@ -202,7 +202,7 @@ func TestMapInChromium(t *testing.T) {
 	if drillRows != 1 {
 		t.Errorf("%d drill labels, want 1", drillRows)
 	}
-	for _, s := range []string{"New York, US", "AS64500 Example Transit", "<script>alert(1)</script>", "87/100", "web-1", "6 failed logins in 60 s"} {
+	for _, s := range []string{"New York, United States of America (US)", "AS64500 Example Transit", "<script>alert(1)</script>", "87/100", "web-1", "6 failed logins in 60 s"} {
 		if !strings.Contains(details, s) {
 			t.Errorf("details lack %q: %q", s, details)
 		}

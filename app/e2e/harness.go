@@ -92,12 +92,23 @@ type Server struct {
 }
 
 // Serve starts a relay with the site in dir (in memory: no data dir).
-func Serve(dir string) (*Server, error) {
-	site, err := static.New(os.DirFS(dir))
-	if err != nil {
-		return nil, err
+func Serve(dir string) (*Server, error) { return ServeConfig(dir, relay.Config{}) }
+
+// ServeConfig starts a relay with cfg, serving the site in dir ("": no
+// site, a relay on its own, as a map elsewhere would watch it). A zero
+// Heartbeat is 2 s, so tests see keep-alives quickly.
+func ServeConfig(dir string, cfg relay.Config) (*Server, error) {
+	if dir != "" {
+		site, err := static.New(os.DirFS(dir))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Site = site
 	}
-	r, err := relay.New(relay.Config{Site: site, Heartbeat: 2 * time.Second})
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 2 * time.Second
+	}
+	r, err := relay.New(cfg)
 	if err != nil {
 		return nil, err
 	}

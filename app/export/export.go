@@ -100,7 +100,7 @@ func Export(opt Options) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("export: %w", err)
 		}
-		if err := writeFile(name, canonicalHTML(page)); err != nil {
+		if err := writeFile(name, canonicalHTML(ui.PageMeta(page))); err != nil {
 			return "", err
 		}
 	}

@@ -10,6 +10,7 @@
 package live
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -45,6 +46,15 @@ type Config struct {
 	// incident then rebuilds and diffs 16 slots, and the page compares
 	// 125 chunk components per frame at 2,000 markers).
 	ChunkSize int
+	// MaxIncidents caps the incidents the model holds (default 5,000),
+	// the ones active longest ago leaving first (in batches of an eighth,
+	// so the sort that finds them runs once per MaxIncidents/8 arrivals).
+	// A filter change rebuilds markers, arcs, sidebar and statistics from
+	// them, so the cap bounds that work (a few milliseconds in the
+	// browser) and the memory (about 1-2 KiB per decoded incident, so
+	// under 10 MiB); it is ten times the feed the page loads (500) and
+	// holds a busy relay's last hour.
+	MaxIncidents int
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +82,11 @@ func (c Config) withDefaults() Config {
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 16
 	}
+	if c.MaxIncidents <= 0 {
+		c.MaxIncidents = 5000
+	}
+	// The sidebar lists held incidents: it cannot list more than that.
+	c.SidebarRows = min(c.SidebarRows, c.MaxIncidents)
 	return c
 }
 
@@ -96,6 +111,9 @@ type Marker struct {
 	key     cellKey
 	bySev   [5]int
 	updated time.Time
+	// members lists the incidents on the marker (entry.mNext), so that
+	// evicting it costs its own incidents, not every held one.
+	members *entry
 }
 
 // Arc is one slot of the arc layer: a great circle from an attacker's place
@@ -114,6 +132,7 @@ type Arc struct {
 	key     arcKey
 	bySev   [5]int
 	updated time.Time
+	members *entry // entry.aNext
 }
 
 // Width is the arc's stroke width in map units.
@@ -134,6 +153,20 @@ type entry struct {
 	arc     int // slot, -1 when none
 	sev     int // severity rank counted in the slots
 	expires time.Time
+	// order is the model's sequence number of the latest copy applied:
+	// the sidebar lists the highest first, the cap evicts the lowest.
+	order uint64
+	// match is whether the filter keeps the incident.
+	match bool
+	// arrived is when the first copy came on the live stream (zero for
+	// the feed and the offline cache), for the filtered per-minute rate.
+	arrived time.Time
+	// counted says what the statistics count this incident as (see
+	// stats.go); counted is false when they do not count it at all.
+	counted                 bool
+	cSource, cSev, cCountry string
+	// The incidents on one marker and on one arc form lists (Marker.members).
+	mPrev, mNext, aPrev, aNext *entry
 }
 
 // Options describe how an incident arrived.
@@ -170,9 +203,22 @@ type Model struct {
 	// markerSlots and arcSlots hand out the slots of Markers and Arcs.
 	markerSlots, arcSlots slots
 
-	// sidebar holds the newest incidents, newest first. It outlives the
-	// markers: an incident stays listed after its marker expired.
+	// sidebar holds the newest incidents the filter keeps, newest first.
+	// It outlives the markers: an incident stays listed after its marker
+	// expired, as long as the model holds it.
 	sidebar []incident.Incident
+
+	// seq numbers the copies applied (entry.order).
+	seq uint64
+
+	filter  Filter
+	matcher matcher
+
+	hosts map[string]*hostState
+
+	// now is the latest time Apply or Expire was given: SetFilter places
+	// the markers that are alive then.
+	now time.Time
 
 	sidebarGen uint64
 	gen        uint64
@@ -208,7 +254,9 @@ func New(cfg Config) *Model {
 		cells:   make(map[cellKey]int),
 		pairs:   make(map[arcKey]int),
 		skews:   make(map[string]*skewEstimate),
+		hosts:   make(map[string]*hostState),
 		stats:   newStats(),
+		matcher: matcher{all: true},
 	}
 }
 
@@ -272,10 +320,15 @@ func eventTime(in *incident.Incident) time.Time {
 
 // Apply adds or updates one incident at time now. Incidents with no id,
 // an unknown severity or coordinates out of range are refused (Invalid).
+// Every valid incident is held and counted; only those the filter keeps
+// are placed on the map and listed.
 func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	if !plausible(&in) {
 		m.Rejected++
 		return Invalid
+	}
+	if now.After(m.now) {
+		m.now = now
 	}
 	// Ids are chosen by sensors: two hosts hit by one scanner in the same
 	// minute raise the same id. The relay keeps them apart by host, and so
@@ -300,17 +353,25 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	}
 	e, known := m.entries[in.ID]
 	if !known {
-		if old := m.inSidebar(in.ID); old != nil && !in.Supersedes(old) {
-			return Duplicate // listed, its marker long gone: a late redelivery
+		m.seq++
+		e = &entry{in: in, marker: -1, arc: -1, sev: in.Severity.Rank(), expires: expires, order: m.seq}
+		e.match = m.matcher.match(&e.in)
+		if opt.Live {
+			e.arrived = now
 		}
-		e = &entry{in: in, marker: -1, arc: -1, sev: in.Severity.Rank(), expires: expires}
 		m.entries[in.ID] = e
-		if expires.After(now) {
-			m.place(e, now, opt)
+		m.seeHost(e, now, true)
+		m.stats.add(e, now, opt.Live)
+		if e.match {
+			if expires.After(now) {
+				m.place(e, now, opt)
+			}
+			m.list(in)
+			m.announce(&in, opt)
 		}
-		m.stats.add(&in, now, opt.Live)
-		m.list(in)
-		m.announce(&in, opt)
+		if len(m.entries) > m.cfg.MaxIncidents {
+			m.trim()
+		}
 		return Added
 	}
 	if !in.Supersedes(&e.in) {
@@ -319,6 +380,23 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	e.in = in
 	if expires.After(e.expires) {
 		e.expires = expires
+	}
+	m.seq++
+	e.order = m.seq
+	m.seeHost(e, now, false)
+	m.stats.update(e, opt.Live)
+	wasMatch := e.match
+	e.match = m.matcher.match(&e.in)
+	if !e.match {
+		if wasMatch {
+			// An update the filter no longer keeps (an incident that
+			// calmed down below the severities shown) leaves the map and
+			// the list.
+			m.unplace(e)
+			m.unlist(in.ID)
+		}
+		e.sev = in.Severity.Rank()
+		return Updated
 	}
 	if r := in.Severity.Rank(); r != e.sev {
 		if e.marker >= 0 {
@@ -434,7 +512,12 @@ func highest(bySev [5]int) incident.Severity {
 
 // place puts a located incident on a marker (and an arc when the target is
 // known).
-func (m *Model) place(e *entry, now time.Time, opt Options) {
+func (m *Model) place(e *entry, now time.Time, opt Options) { m.placeAt(e, now, opt, true) }
+
+// placeAt is place; without evict, an incident that would need a new
+// marker or arc while the layer is full does not get one (a filter change
+// places the newest first, and evicting for older ones would only churn).
+func (m *Model) placeAt(e *entry, now time.Time, opt Options, evict bool) {
 	in := &e.in
 	if !in.HasLocation() {
 		return
@@ -444,6 +527,9 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	key := m.cell(p)
 	slot, ok := m.cells[key]
 	if !ok {
+		if !evict && len(m.markerSlots.free) == 0 && len(m.Markers) >= m.cfg.MaxMarkers {
+			return
+		}
 		slot = m.allocMarker()
 		m.Markers[slot] = Marker{Used: true, X: round1(p[0]), Y: round1(p[1]), key: key, Pulse: m.Markers[slot].Pulse}
 		m.cells[key] = slot
@@ -453,6 +539,11 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	mk.bySev[e.sev]++
 	mk.Severity = highest(mk.bySev)
 	e.marker = slot
+	e.mPrev, e.mNext = nil, mk.members
+	if mk.members != nil {
+		mk.members.mPrev = e
+	}
+	mk.members = e
 	m.pulseMarker(slot, in.ID, now, opt)
 
 	if in.Target == nil {
@@ -465,6 +556,9 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	}
 	aslot, ok := m.pairs[ak]
 	if !ok {
+		if !evict && len(m.arcSlots.free) == 0 && len(m.Arcs) >= m.cfg.MaxArcs {
+			return
+		}
 		aslot = m.allocArc()
 		m.Arcs[aslot] = Arc{Used: true, D: ArcPath(from, to), key: ak, Pulse: m.Arcs[aslot].Pulse}
 		m.pairs[ak] = aslot
@@ -474,6 +568,11 @@ func (m *Model) place(e *entry, now time.Time, opt Options) {
 	a.bySev[e.sev]++
 	a.Severity = highest(a.bySev)
 	e.arc = aslot
+	e.aPrev, e.aNext = nil, a.members
+	if a.members != nil {
+		a.members.aPrev = e
+	}
+	a.members = e
 	m.pulseArc(aslot, now, opt)
 }
 
@@ -539,18 +638,15 @@ func (m *Model) allocArc() int {
 // evictMarker frees a marker slot and detaches every incident on it (and
 // their arcs).
 func (m *Model) evictMarker(slot int) {
-	for _, e := range m.entries {
-		if e.marker == slot {
-			m.unplace(e)
-		}
+	// The last unplace empties the slot, and members with it.
+	for m.Markers[slot].members != nil {
+		m.unplace(m.Markers[slot].members)
 	}
 }
 
 func (m *Model) evictArc(slot int) {
-	for _, e := range m.entries {
-		if e.arc == slot {
-			m.unplaceArc(e)
-		}
+	for m.Arcs[slot].members != nil {
+		m.unplaceArc(m.Arcs[slot].members)
 	}
 }
 
@@ -564,6 +660,15 @@ func (m *Model) unplace(e *entry) {
 	slot := e.marker
 	e.marker = -1
 	mk := &m.Markers[slot]
+	if e.mPrev != nil {
+		e.mPrev.mNext = e.mNext
+	} else {
+		mk.members = e.mNext
+	}
+	if e.mNext != nil {
+		e.mNext.mPrev = e.mPrev
+	}
+	e.mPrev, e.mNext = nil, nil
 	mk.Count--
 	mk.bySev[e.sev]--
 	if mk.Count <= 0 {
@@ -583,6 +688,15 @@ func (m *Model) unplaceArc(e *entry) {
 	slot := e.arc
 	e.arc = -1
 	a := &m.Arcs[slot]
+	if e.aPrev != nil {
+		e.aPrev.aNext = e.aNext
+	} else {
+		a.members = e.aNext
+	}
+	if e.aNext != nil {
+		e.aNext.aPrev = e.aPrev
+	}
+	e.aPrev, e.aNext = nil, nil
 	a.Count--
 	a.bySev[e.sev]--
 	if a.Count <= 0 {
@@ -595,16 +709,14 @@ func (m *Model) unplaceArc(e *entry) {
 	m.dirtyArc(slot)
 }
 
-// Expire removes markers and arcs whose incidents are older than the TTL at
-// now, and forgets incidents a TTL after that (late redeliveries of those
-// are still caught by the sidebar check in Apply).
+// Expire removes markers and arcs whose incidents are older than the TTL
+// at now. The incidents stay held (listed, counted, searchable by a
+// filter) until MaxIncidents newer ones push them out.
 func (m *Model) Expire(now time.Time) {
-	for id, e := range m.entries {
-		if !e.expires.After(now) {
+	m.now = now
+	for _, e := range m.entries {
+		if (e.marker >= 0 || e.arc >= 0) && !e.expires.After(now) {
 			m.unplace(e)
-			if !e.expires.Add(m.cfg.TTL).After(now) {
-				delete(m.entries, id)
-			}
 		}
 	}
 	m.stats.expire(now)
@@ -625,6 +737,52 @@ func (m *Model) list(in incident.Incident) {
 	copy(m.sidebar[1:], m.sidebar)
 	m.sidebar[0] = in
 	m.dirtySidebar()
+}
+
+// unlist takes an incident off the sidebar, and lists the next newest
+// kept incident in its place.
+func (m *Model) unlist(id string) {
+	if m.inSidebar(id) != nil {
+		m.rebuildSidebar()
+	}
+}
+
+// rebuildSidebar lists the newest SidebarRows incidents the filter keeps,
+// newest (latest copy applied) first.
+func (m *Model) rebuildSidebar() {
+	kept := make([]*entry, 0, len(m.entries))
+	for _, e := range m.entries {
+		if e.match {
+			kept = append(kept, e)
+		}
+	}
+	slices.SortFunc(kept, func(a, b *entry) int { return cmp.Compare(b.order, a.order) })
+	m.sidebar = m.sidebar[:0]
+	for _, e := range kept[:min(len(kept), m.cfg.SidebarRows)] {
+		m.sidebar = append(m.sidebar, e.in)
+	}
+	m.dirtySidebar()
+}
+
+// trim lets the incidents active longest ago go until an eighth of
+// MaxIncidents is free (see Config.MaxIncidents).
+func (m *Model) trim() {
+	all := make([]*entry, 0, len(m.entries))
+	for _, e := range m.entries {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(a, b *entry) int { return cmp.Compare(a.order, b.order) })
+	keep := m.cfg.MaxIncidents - m.cfg.MaxIncidents/8
+	listed := false
+	for _, e := range all[:len(all)-keep] {
+		m.unplace(e)
+		m.forgetHost(e)
+		delete(m.entries, e.in.ID)
+		listed = listed || m.inSidebar(e.in.ID) != nil
+	}
+	if listed {
+		m.rebuildSidebar()
+	}
 }
 
 func (m *Model) inSidebar(id string) *incident.Incident {

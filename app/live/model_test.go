@@ -450,3 +450,56 @@ func TestSameIDFromTwoHostsIsTwoIncidents(t *testing.T) {
 		t.Fatalf("re-applying a listed incident: %v, want Duplicate", got)
 	}
 }
+
+func TestHeldIncidentsAreCappedActiveLongestAgoFirst(t *testing.T) {
+	m := New(Config{MaxIncidents: 16, SidebarRows: 4})
+	for i := range 16 {
+		m.Apply(inc(fmt.Sprint(i), incident.Low, float64(i), 0, t0), t0, live)
+	}
+	// Incident 0 is updated: it is now the most recent activity.
+	up := inc("0", incident.High, 0, 0, t0)
+	up.LastSeen = t0.Add(time.Second)
+	m.Apply(up, t0.Add(time.Second), live)
+	m.Apply(inc("16", incident.Low, 16, 0, t0), t0.Add(2*time.Second), live)
+	if m.Len() != 14 { // over the cap: an eighth (2) plus one are freed at once
+		t.Fatalf("%d held, want 14", m.Len())
+	}
+	for _, gone := range []string{"1", "2", "3"} {
+		if _, ok := m.Incident(gone); ok {
+			t.Fatalf("%s, active longest ago, is still held", gone)
+		}
+	}
+	if _, ok := m.Incident("0"); !ok {
+		t.Fatal("the updated incident was evicted")
+	}
+	if usedMarkers(m) != 14 {
+		t.Fatalf("%d markers for 14 held incidents", usedMarkers(m))
+	}
+	if got := sidebarIDs(m); got != "16,0,15,14" {
+		t.Fatalf("sidebar %s", got)
+	}
+}
+
+func TestEvictingAMarkerDetachesOnlyItsIncidents(t *testing.T) {
+	m := New(Config{MaxMarkers: 2})
+	for i := range 3 {
+		m.Apply(inc(fmt.Sprint("a", i), incident.Low, 10, 10, t0), t0, live)
+	}
+	m.Apply(inc("b", incident.High, 20, 20, t0), t0.Add(time.Second), live)
+	m.Apply(inc("c", incident.Low, 30, 30, t0), t0.Add(2*time.Second), live) // evicts the three a's
+	if usedMarkers(m) != 2 || m.Markers[0].Latest != "c" || m.Markers[0].Count != 1 || m.Markers[1].Latest != "b" {
+		t.Fatalf("markers %+v", m.Markers)
+	}
+	for i := range 3 {
+		if _, mk, _ := selectedMarker(m, fmt.Sprint("a", i)); mk != -1 {
+			t.Fatalf("a%d still points at slot %d", i, mk)
+		}
+	}
+	// The evicted ones come back on their own cell when updated.
+	up := inc("a1", incident.Low, 10, 10, t0)
+	up.LastSeen = t0.Add(3 * time.Second)
+	m.Apply(up, t0.Add(3*time.Second), live)
+	if _, mk, _ := selectedMarker(m, "a1"); mk < 0 || m.Markers[mk].Count != 1 {
+		t.Fatalf("updated a1 not placed again: slot %d", mk)
+	}
+}

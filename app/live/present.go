@@ -1,6 +1,7 @@
 package live
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,3 +109,11 @@ func ArcPath(a, b orb.Point) string {
 	}
 	return sb.String()
 }
+
+// AttackTypes lists the detectors the map knows, in the order it shows
+// them (for the type filter).
+func AttackTypes() []AttackType { return slices.Clone(attackTypes[:]) }
+
+// Severities lists the severity scale, highest first (for the severity
+// filter and the legend).
+func Severities() []incident.Severity { return slices.Clone(severities[:]) }

@@ -88,19 +88,27 @@ func (s Snapshot) HasDBIP() bool {
 	return false
 }
 
-// stats combine the relay's 24 h snapshot with the incidents that arrived
-// live since it was taken.
+// stats combine the relay's 24 h snapshot with what arrived live since it
+// was taken. Each incident counts once, at its latest severity, type and
+// country, as the relay counts it: the entry remembers what it is
+// counted as (entry.counted, cSource, cSev, cCountry), and a live update
+// moves it between keys instead of adding it again. The snapshot already
+// counts the incidents the model held when it was seeded, so those are
+// moved, never added; only new incidents from the live stream add.
 type stats struct {
-	seed     Counts
-	seedMin  int // the snapshot's 1 min total
-	seedAt   time.Time
-	seeded   bool
-	live     Counts      // new incidents since the seed
+	seed    Counts
+	seedMin int // the snapshot's 1 min total
+	seedAt  time.Time
+	seeded  bool
+	// delta is what changed since the seed: new live incidents add one,
+	// a live update moves one between keys (so a key of delta may go
+	// below zero: the incident it moved away was in the seed).
+	delta    Counts
 	arrivals []time.Time // live arrivals in the last minute, oldest first
 }
 
 func newStats() stats {
-	return stats{live: emptyCounts()}
+	return stats{delta: emptyCounts()}
 }
 
 func emptyCounts() Counts {
@@ -110,16 +118,60 @@ func emptyCounts() Counts {
 // rateWindow is the span the per-minute rate counts over.
 const rateWindow = time.Minute
 
-func (s *stats) add(in *incident.Incident, now time.Time, live bool) {
-	if !live {
-		return // the initial feed and the offline cache are in the snapshot already
+// StatsWindow is the span of the totals: the relay's longest window. An
+// incident raised (ts) longer ago is not counted, by the relay or here.
+const StatsWindow = 24 * time.Hour
+
+// inWindow reports whether the relay counts in at now (it counts by ts,
+// clamped to its clock).
+func inWindow(in *incident.Incident, now time.Time) bool {
+	return now.Sub(in.TS) < StatsWindow
+}
+
+// add counts a new incident. From the initial feed and the offline cache
+// (not live) it is in the relay's snapshot already, or will be in the
+// next one: it is remembered as counted but adds nothing.
+func (s *stats) add(e *entry, now time.Time, live bool) {
+	e.counted = inWindow(&e.in, now)
+	e.cSource, e.cSev, e.cCountry = e.in.Source, string(e.in.Severity), e.in.Country
+	if !live || !e.counted {
+		return
 	}
 	s.arrivals = append(s.arrivals, now)
-	s.live.Total++
-	s.live.BySource[in.Source]++
-	s.live.BySeverity[string(in.Severity)]++
-	if in.Country != "" {
-		s.live.ByCountry[in.Country]++
+	s.delta.Total++
+	s.delta.BySource[e.cSource]++
+	s.delta.BySeverity[e.cSev]++
+	if e.cCountry != "" {
+		s.delta.ByCountry[e.cCountry]++
+	}
+}
+
+// update moves a counted incident to its latest severity, type and
+// country. A copy that did not come live (a feed reloaded after a
+// reconnect, the offline cache) is what the next snapshot counts: it is
+// remembered at its new keys without moving counts, and the next Seed
+// makes the totals exact.
+func (s *stats) update(e *entry, live bool) {
+	src, sev, cc := e.in.Source, string(e.in.Severity), e.in.Country
+	if e.counted && live {
+		move(s.delta.BySource, e.cSource, src)
+		move(s.delta.BySeverity, e.cSev, sev)
+		move(s.delta.ByCountry, e.cCountry, cc)
+	}
+	e.cSource, e.cSev, e.cCountry = src, sev, cc
+}
+
+// move takes one count from key from and gives it to key to ("" is no
+// key: an incident without a country).
+func move(m map[string]int, from, to string) {
+	if from == to {
+		return
+	}
+	if from != "" {
+		m[from]--
+	}
+	if to != "" {
+		m[to]++
 	}
 }
 
@@ -131,14 +183,23 @@ func (s *stats) expire(now time.Time) {
 	s.arrivals = s.arrivals[i:]
 }
 
-// Seed replaces the statistics' base with a relay snapshot taken at now;
-// live counting restarts from there.
-func (m *Model) Seed(snap Snapshot, now time.Time) {
+// Seed replaces the statistics' base with a relay snapshot taken at at
+// (the browser's clock when the answer came; for a snapshot stored for
+// the offline shell, when it was fetched, so the per-minute rate does not
+// replay an old minute). Live counting restarts from there: the snapshot
+// counts every incident the model holds (at its current keys), so a later
+// live update of one moves it and a cached incident is never added on
+// top of the snapshot.
+func (m *Model) Seed(snap Snapshot, at time.Time) {
 	s := &m.stats
 	s.seed = snap.Windows["24h"]
 	s.seedMin = snap.Windows["1m"].Total
-	s.seedAt, s.seeded = now, true
-	s.live = emptyCounts()
+	s.seedAt, s.seeded = at, true
+	s.delta = emptyCounts()
+	for _, e := range m.entries {
+		e.counted = inWindow(&e.in, at)
+		e.cSource, e.cSev, e.cCountry = e.in.Source, string(e.in.Severity), e.in.Country
+	}
 	if snap.HasDBIP() {
 		m.DBIP = true
 	}
@@ -162,25 +223,65 @@ type StatsView struct {
 	ByType     []KV // most frequent first
 	Countries  []KV // top five
 	Seeded     bool
+	// Filtered is set when a filter is on: the figures then count the
+	// incidents the map holds that the filter keeps (the relay's
+	// snapshot cannot be filtered), out of Held incidents held, and
+	// PerMinute counts the kept ones that arrived live in the last
+	// minute.
+	Filtered bool
+	Held     int
 }
 
-// Stats computes the panel's figures at now.
+// Stats computes the panel's figures at now. Each incident counts once,
+// at its latest severity and type, with or without a filter.
 func (m *Model) Stats(now time.Time) StatsView {
 	s := &m.stats
 	s.expire(now)
-	v := StatsView{Seeded: s.seeded}
+	if !m.matcher.all {
+		return m.filteredStats(now)
+	}
+	v := StatsView{Seeded: s.seeded, Held: len(m.entries)}
 	v.PerMinute = len(s.arrivals)
 	if s.seeded {
-		if age := now.Sub(s.seedAt); age < rateWindow {
+		if age := now.Sub(s.seedAt); age >= 0 && age < rateWindow {
 			v.PerMinute += int(math.Round(float64(s.seedMin) * float64(rateWindow-age) / float64(rateWindow)))
 		}
 	}
-	v.Total = s.seed.Total + s.live.Total
-	for _, sev := range []incident.Severity{incident.Critical, incident.High, incident.Medium, incident.Low, incident.Info} {
-		v.BySeverity = append(v.BySeverity, KV{string(sev), s.seed.BySeverity[string(sev)] + s.live.BySeverity[string(sev)]})
+	v.Total = max(0, s.seed.Total+s.delta.Total)
+	for _, sev := range severities {
+		v.BySeverity = append(v.BySeverity, KV{string(sev), max(0, s.seed.BySeverity[string(sev)]+s.delta.BySeverity[string(sev)])})
 	}
-	v.ByType = merged(s.seed.BySource, s.live.BySource, 0)
-	v.Countries = merged(s.seed.ByCountry, s.live.ByCountry, 5)
+	v.ByType = merged(s.seed.BySource, s.delta.BySource, 0)
+	v.Countries = merged(s.seed.ByCountry, s.delta.ByCountry, 5)
+	return v
+}
+
+// severities lists the scale highest first, as the panel shows it.
+var severities = [...]incident.Severity{incident.Critical, incident.High, incident.Medium, incident.Low, incident.Info}
+
+func (m *Model) filteredStats(now time.Time) StatsView {
+	v := StatsView{Seeded: m.stats.seeded, Filtered: true, Held: len(m.entries)}
+	c := emptyCounts()
+	for _, e := range m.entries {
+		if !e.match || !inWindow(&e.in, now) {
+			continue
+		}
+		c.Total++
+		c.BySource[e.in.Source]++
+		c.BySeverity[string(e.in.Severity)]++
+		if e.in.Country != "" {
+			c.ByCountry[e.in.Country]++
+		}
+		if !e.arrived.IsZero() && now.Sub(e.arrived) < rateWindow {
+			v.PerMinute++
+		}
+	}
+	v.Total = c.Total
+	for _, sev := range severities {
+		v.BySeverity = append(v.BySeverity, KV{string(sev), c.BySeverity[string(sev)]})
+	}
+	v.ByType = merged(c.BySource, nil, 0)
+	v.Countries = merged(c.ByCountry, nil, 5)
 	return v
 }
 

@@ -149,3 +149,113 @@ func FuzzNormalizeRelay(f *testing.F) {
 		}
 	})
 }
+
+func TestStatsCountAnEscalatedIncidentOnceAtItsLatestSeverity(t *testing.T) {
+	high := inc("a", incident.High, 10, 10, t0)
+	high.Host, high.LastSeen = "web-1", t0
+	crit := high
+	crit.Severity, crit.LastSeen, crit.Count = incident.Critical, t0.Add(20*time.Second), 40
+	check := func(t *testing.T, v StatsView) {
+		t.Helper()
+		if v.Total != 1 || v.BySeverity[0] != (KV{"critical", 1}) || v.BySeverity[1] != (KV{"high", 0}) ||
+			len(v.ByType) != 1 || v.ByType[0].Count != 1 {
+			t.Fatalf("stats %+v, want one critical incident", v)
+		}
+	}
+	t.Run("both live", func(t *testing.T) {
+		m := New(Config{})
+		m.Apply(high, t0, live)
+		m.Apply(crit, t0.Add(20*time.Second), live)
+		check(t, m.Stats(t0.Add(30*time.Second)))
+	})
+	t.Run("first in the snapshot", func(t *testing.T) {
+		m := New(Config{})
+		m.Apply(high, t0, Options{}) // the feed
+		snap, err := DecodeSnapshot([]byte(`{"windows":{"24h":{"total":1,"by_source":{"ssh_bruteforce":1},"by_severity":{"high":1},"by_country":{"DE":1}}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Seed(snap, t0)
+		m.Apply(crit, t0.Add(20*time.Second), live)
+		check(t, m.Stats(t0.Add(30*time.Second)))
+	})
+	t.Run("update long after the marker left", func(t *testing.T) {
+		m := New(Config{})
+		m.Apply(high, t0, live)
+		late := crit
+		late.LastSeen = t0.Add(40 * time.Minute)
+		m.Expire(t0.Add(30 * time.Minute))
+		if got := m.Apply(late, t0.Add(40*time.Minute), live); got != Updated {
+			t.Fatalf("Apply = %v, want Updated", got)
+		}
+		check(t, m.Stats(t0.Add(40*time.Minute)))
+	})
+	t.Run("filtered", func(t *testing.T) {
+		m := New(Config{})
+		m.SetFilter(Filter{Hosts: []string{"web-1"}})
+		m.Apply(high, t0, live)
+		m.Apply(crit, t0.Add(20*time.Second), live)
+		v := m.Stats(t0.Add(30 * time.Second))
+		if !v.Filtered {
+			t.Fatal("not marked filtered")
+		}
+		check(t, v)
+	})
+}
+
+func TestSeedOverCachedIncidentsDoesNotDoubleCount(t *testing.T) {
+	// The offline shell: the cached list, then the stored snapshot that
+	// already counts it.
+	m := New(Config{})
+	var cached []incident.Incident
+	for i, sev := range []incident.Severity{incident.High, incident.Medium, incident.Low} {
+		in := inc(string(rune('a'+i)), sev, 10, 10, t0)
+		in.LastSeen = t0
+		cached = append(cached, in)
+		m.Apply(in, t0.Add(time.Hour), Options{Hidden: true})
+	}
+	snap, err := DecodeSnapshot([]byte(`{"windows":{"1m":{"total":3},"24h":{"total":3,"by_source":{"ssh_bruteforce":3},
+		"by_severity":{"high":1,"medium":1,"low":1},"by_country":{"DE":3}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := t0.Add(time.Minute) // when the snapshot was fetched last time
+	m.Seed(snap, stored)
+	now := t0.Add(time.Hour)
+	if v := m.Stats(now); v.Total != 3 || v.PerMinute != 0 {
+		t.Fatalf("seeded over the cache: total %d, rate %d; want 3 and no replayed minute", v.Total, v.PerMinute)
+	}
+	// Back online: the stream resends a cached incident (a duplicate) and
+	// escalates another; neither adds.
+	if got := m.Apply(cached[2], now, live); got != Duplicate {
+		t.Fatalf("resent cached incident: %v", got)
+	}
+	up := cached[1]
+	up.Severity, up.LastSeen = incident.Critical, now
+	m.Apply(up, now, live)
+	v := m.Stats(now)
+	if v.Total != 3 || v.BySeverity[0] != (KV{"critical", 1}) || v.BySeverity[2] != (KV{"medium", 0}) {
+		t.Fatalf("after reconnecting %+v", v)
+	}
+	// The fresh snapshot counts the escalation already: seeding it keeps
+	// the figures.
+	fresh, _ := DecodeSnapshot([]byte(`{"windows":{"24h":{"total":3,"by_source":{"ssh_bruteforce":3},
+		"by_severity":{"high":1,"critical":1,"low":1}}}}`))
+	m.Seed(fresh, now)
+	if v := m.Stats(now); v.Total != 3 || v.BySeverity[0] != (KV{"critical", 1}) {
+		t.Fatalf("after the fresh snapshot %+v", v)
+	}
+}
+
+func TestStatsSurviveGoingOffline(t *testing.T) {
+	m := New(Config{})
+	snap, _ := DecodeSnapshot([]byte(`{"windows":{"24h":{"total":10,"by_severity":{"low":10}}}}`))
+	m.Seed(snap, t0)
+	m.Apply(inc("a", incident.High, 10, 10, t0), t0.Add(time.Second), live)
+	// Nothing arrives for an hour (the relay is gone): the figures stay.
+	later := t0.Add(time.Hour)
+	m.Expire(later)
+	if v := m.Stats(later); v.Total != 11 || v.BySeverity[1] != (KV{"high", 1}) || !v.Seeded {
+		t.Fatalf("offline for an hour: %+v", v)
+	}
+}

@@ -133,3 +133,71 @@ func listen(target app.Value, typ string, fn func(ev app.Value)) (remove func())
 		f.Release()
 	}
 }
+
+// probeResult is what a probe fetch of the relay found out about a
+// failed stream.
+type probeResult int
+
+const (
+	probeOK          probeResult = iota // the relay answers: the stream failed for another reason
+	probeHTTP                           // the relay answered with an HTTP error (status alongside)
+	probeCORS                           // the relay answers, but not to this origin
+	probeUnreachable                    // nothing answers at that address
+	probeOffline                        // the browser is offline
+)
+
+// probe tells a CORS refusal from a dead relay, which an EventSource
+// cannot (its error event carries nothing). It fetches url in "cors" mode;
+// when that fails at the network level while the browser is online, a
+// second fetch in "no-cors" mode goes through for a relay that answers but
+// does not allow this origin (an opaque answer), and fails as well for a
+// relay that does not answer at all. sameOrigin skips the second fetch:
+// CORS never applies to the page's own origin. done runs on the JavaScript
+// event loop and must only hand the result over.
+func probe(url string, sameOrigin bool, done func(r probeResult, status int)) {
+	var funcs []app.Func
+	release := func() {
+		for _, f := range funcs {
+			f.Release()
+		}
+	}
+	fn := func(f func(args []app.Value)) app.Func {
+		g := app.FuncOf(func(this app.Value, args []app.Value) any {
+			f(args)
+			return nil
+		})
+		funcs = append(funcs, g)
+		return g
+	}
+	finish := func(r probeResult, status int) {
+		done(r, status)
+		release()
+	}
+	opaqueOK := fn(func(args []app.Value) { finish(probeCORS, 0) })
+	opaqueFail := fn(func(args []app.Value) { finish(probeUnreachable, 0) })
+	ok := fn(func(args []app.Value) {
+		resp := args[0]
+		if resp.Get("ok").Bool() {
+			finish(probeOK, resp.Get("status").Int())
+			return
+		}
+		finish(probeHTTP, resp.Get("status").Int())
+	})
+	fail := fn(func(args []app.Value) {
+		switch {
+		case !online():
+			finish(probeOffline, 0)
+		case sameOrigin:
+			finish(probeUnreachable, 0)
+		default:
+			opts := map[string]any{"mode": "no-cors", "cache": "no-store", "credentials": "omit"}
+			app.Window().Call("fetch", url, opts).Call("then", opaqueOK, opaqueFail)
+		}
+	})
+	opts := map[string]any{"mode": "cors", "cache": "no-store", "credentials": "omit"}
+	app.Window().Call("fetch", url, opts).Call("then", ok, fail)
+}
+
+// online reports navigator.onLine: false means certainly offline, true
+// only that some network is up.
+func online() bool { return app.Window().Get("navigator").Get("onLine").Bool() }

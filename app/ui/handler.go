@@ -12,6 +12,8 @@
 package ui
 
 import (
+	"bytes"
+
 	app "github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -39,10 +41,14 @@ const (
 // every browser reinstall the app).
 func NewHandler(version string) *app.Handler {
 	return &app.Handler{
-		Name:            "attackmap: live attack map",
-		ShortName:       "attackmap",
-		Title:           "attackmap · live attack map",
-		Description:     "Live map of the attacks on my hosts: markers, great-circle arcs and statistics, pushed from the relay as they happen.",
+		Name:        "attackmap: live attack map",
+		ShortName:   "attackmap",
+		Title:       "attackmap · live attack map",
+		Description: "Live map of the attacks on my hosts: markers, great-circle arcs and statistics, pushed from the relay as they happen.",
+		Author:      author,
+		// The picture a link preview shows: the app's icon (made
+		// relative by PageMeta, like og:url).
+		Image:           "/web/icon-512.png",
 		Lang:            "en",
 		BackgroundColor: backgroundColour,
 		ThemeColor:      themeColour,
@@ -55,11 +61,34 @@ func NewHandler(version string) *app.Handler {
 			SVG:      "/web/icon.svg",
 			Maskable: "/web/icon-512.png",
 		},
-		Styles: []string{"/web/attackmap.css"},
+		Styles: []string{"/web/attackmap.css", "/web/map.css"},
+		// app.wasm starts downloading (and Chromium compiling) while the
+		// page is parsed, instead of after the deferred app.js ran; the
+		// loader's fetch then takes the preloaded response (same URL,
+		// cors mode, same-origin credentials).
+		// first.js draws the newest incidents as plain circles while the
+		// app is not running yet (see web/first.js).
+		RawHeaders: []string{
+			`<link rel="preload" href="/web/app.wasm" as="fetch" crossorigin="anonymous">`,
+			`<script async src="/web/first.js"></script>`,
+		},
 		// The offline shell: the service worker keeps these so that an
 		// installed app opens without the network and shows the incidents
 		// it last had (kept in localStorage).
-		CacheableResources:    []string{"/live", "/web/world.svg", "/web/attackmap.css", "/web/icon.svg"},
+		CacheableResources:    []string{"/live", "/web/world.svg", "/web/attackmap.css", "/web/map.css", "/web/icon.svg"},
 		ServiceWorkerTemplate: serviceWorker,
 	}
+}
+
+// author is the page's author meta.
+const author = "attackmap"
+
+// PageMeta fixes a page go-app rendered for a host it cannot know. go-app
+// makes og:url and og:image absolute as "https://" + Handler.Domain +
+// path, which without a domain is "https:///live"; the map is exported
+// once and served by any relay or static host under any name, so both
+// become relative to the host that serves the page ("/live",
+// "/web/icon-512.png"). Call it on every exported page.
+func PageMeta(page []byte) []byte {
+	return bytes.ReplaceAll(page, []byte(`content="https:///`), []byte(`content="/`))
 }

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,7 +8,6 @@ import (
 
 	app "github.com/maxence-charriere/go-app/v10/pkg/app"
 
-	"github.com/attackmap/attackmap/app/geo"
 	"github.com/attackmap/attackmap/app/live"
 	"github.com/attackmap/attackmap/incident"
 )
@@ -26,6 +24,7 @@ const (
 const (
 	keyRelay  = "attackmap.relay"
 	keyRecent = "attackmap.recent"
+	keyStats  = "attackmap.stats"
 )
 
 // Limits and timings of the live connection.
@@ -58,6 +57,10 @@ const (
 	// bad content type: the browser gives up and so do its own retries).
 	retryMin = 2 * time.Second
 	retryMax = 30 * time.Second
+	// probeEvery spaces the probes that explain a failed stream: the
+	// stream retries every 2-30 s and each retry that fails would probe
+	// again; one explanation per 10 s is enough and costs the relay little.
+	probeEvery = 10 * time.Second
 )
 
 // Live is the map page.
@@ -104,6 +107,30 @@ type Live struct {
 	// question.
 	askRelay string
 	origin   string
+
+	// problem explains a stream that keeps failing (CORS refused, relay
+	// unreachable, HTTP error), from a probe of /api/stats; "" when none.
+	problem  string
+	probing  bool
+	probedAt time.Time
+
+	// sheet is the bottom sheet's snap point on a phone (sheet.go), drag
+	// the drag in progress.
+	sheet string
+	drag  sheetDrag
+	// legendOpen is the legend's initial state: open on a wide screen.
+	legendOpen bool
+	wall       wallState
+
+	// filter is the page's filter (also in the URL, filters.go), query
+	// the search box as typed, filterErr what a link held that was left
+	// out.
+	filter      live.Filter
+	query       string
+	filterErr   string
+	filtersOpen bool
+	// replay is the replay in progress (replay.go), nil while live.
+	replay *replayState
 }
 
 type arrival struct {
@@ -117,6 +144,8 @@ func (c *Live) OnInit() {
 	c.m = live.New(live.Config{})
 	c.status = StatusConnecting
 	c.statsView = c.m.Stats(time.Now())
+	c.sheet = sheetMid
+	c.legendOpen = true
 }
 
 // OnMount starts the live connection in the browser.
@@ -129,11 +158,36 @@ func (c *Live) OnMount(ctx app.Context) {
 	c.relay = c.relaySetting(ctx)
 	c.settingsInput = c.relay
 	c.loadRecent(ctx)
+	c.loadFilter(ctx)
 	doc := app.Window().Get("document")
 	c.removes = append(c.removes, listen(doc, "visibilitychange", func(app.Value) {
 		c.post(func(ctx app.Context) { c.hidden = documentHidden() })
 	}))
 	c.hidden = documentHidden()
+	win := app.Window()
+	c.wall.on = ctx.Page().URL().Query().Get("wall") == "1"
+	// A phone starts with the legend folded to its one line.
+	c.legendOpen = win.Get("innerWidth").Int() > 800 || c.wall.on
+	c.removes = append(c.removes, c.listenSheet()...)
+	c.removes = append(c.removes, c.listenWall()...)
+	c.removes = append(c.removes,
+		listen(win, "offline", func(app.Value) {
+			c.post(func(ctx app.Context) { c.status, c.problem = StatusOffline, "" })
+		}),
+		// Back online: reconnect now rather than at the end of a backoff
+		// that may have grown to 30 s while the network was gone.
+		listen(win, "online", func(app.Value) {
+			c.post(func(ctx app.Context) {
+				if c.stopped || c.es != nil && c.es.ReadyState() != esClosed {
+					return
+				}
+				c.retries = 0
+				c.status = StatusReconnecting
+				c.disconnect()
+				c.connect(ctx)
+			})
+		}),
+	)
 	c.connect(ctx)
 	ctx.After(tickEvery, c.tick)
 }
@@ -217,6 +271,14 @@ func (c *Live) loadRecent(ctx app.Context) {
 		c.m.Apply(recent[i], now, live.Options{Hidden: true})
 	}
 	c.savedGen = c.m.SidebarGen()
+	// The statistics it had, seeded at the time they were taken: the 24 h
+	// numbers stay, the per-minute rate has faded out.
+	var st savedStats
+	if ctx.LocalStorage().Get(keyStats, &st) == nil && st.Body != "" && !st.At.After(now) {
+		if snap, err := live.DecodeSnapshot([]byte(st.Body)); err == nil {
+			c.m.Seed(snap, st.At)
+		}
+	}
 	c.showPanels()
 }
 
@@ -233,7 +295,7 @@ func (c *Live) connect(ctx app.Context) {
 	es.On("open", func(app.Value) {
 		c.post(func(ctx app.Context) {
 			if c.es == es {
-				c.status, c.retries = StatusLive, 0
+				c.status, c.retries, c.problem = StatusLive, 0, ""
 			}
 		})
 	})
@@ -244,12 +306,16 @@ func (c *Live) connect(ctx app.Context) {
 				return
 			}
 			c.status = StatusReconnecting
-			if !app.Window().Get("navigator").Get("onLine").Bool() {
+			if !online() {
 				c.status = StatusOffline
 			}
 			if state == esClosed {
 				c.scheduleReconnect(ctx)
 			}
+			// Whether the browser retries (a dropped stream) or gave up
+			// (an HTTP error, a CORS refusal), find out why; probe
+			// spaces these out.
+			c.probe()
 		})
 	})
 	es.On("incident", func(ev app.Value) {
@@ -316,6 +382,32 @@ func (c *Live) scheduleReconnect(ctx app.Context) {
 	c.retryTimer = app.Window().Call("setTimeout", f, delay.Milliseconds())
 }
 
+// probe finds out why the stream failed for good (see probe in
+// browser.go), at most once per probeEvery, and shows what to do.
+func (c *Live) probe() {
+	now := time.Now()
+	if c.probing || now.Sub(c.probedAt) < probeEvery {
+		return
+	}
+	c.probing, c.probedAt = true, now
+	relay := c.relay
+	probe(live.Endpoint(relay, "/api/stats"), relay == "", func(r probeResult, status int) {
+		c.post(func(ctx app.Context) {
+			c.probing = false
+			if relay != c.relay {
+				return // the user switched relays meanwhile
+			}
+			if r == probeOffline {
+				c.status, c.problem = StatusOffline, ""
+				return
+			}
+			if c.status != StatusLive {
+				c.problem = problemText(r, status, c.origin, relay)
+			}
+		})
+	})
+}
+
 func (c *Live) fetchStats() {
 	c.statsAt = time.Now()
 	fetchText(live.Endpoint(c.relay, "/api/stats"), live.MaxStatsBytes, func(body string, err error) {
@@ -324,8 +416,11 @@ func (c *Live) fetchStats() {
 				return // the live counts still run; the next refresh retries
 			}
 			if snap, err := live.DecodeSnapshot([]byte(body)); err == nil {
-				c.m.Seed(snap, time.Now())
-				c.statsView = c.m.Stats(time.Now())
+				now := time.Now()
+				c.m.Seed(snap, now)
+				c.statsView = c.statsNow()
+				// Kept for the offline shell, beside the incidents.
+				ctx.LocalStorage().Set(keyStats, savedStats{At: now, Body: body})
 			}
 		})
 	})
@@ -334,20 +429,18 @@ func (c *Live) fetchStats() {
 func (c *Live) applyFeed(body string, err error) {
 	if err != nil {
 		if c.status != StatusLive {
-			c.status = StatusOffline
+			if !online() {
+				c.status = StatusOffline
+			} else {
+				c.probe()
+			}
 		}
-		return
-	}
-	var items []json.RawMessage
-	if json.Unmarshal([]byte(body), &items) != nil {
 		return
 	}
 	now := time.Now()
-	for _, raw := range items { // oldest first, as the relay sends them
-		if in, err := incident.Decode(raw); err == nil {
-			c.m.Apply(in, now, live.Options{Hidden: c.hidden})
-		}
-	}
+	opt := live.Options{Hidden: c.hidden}
+	// Oldest first, as the relay sends them; decoded in one pass.
+	decodeFeed([]byte(body), func(in incident.Incident) { c.m.Apply(in, now, opt) })
 	c.showPanels()
 }
 
@@ -395,25 +488,31 @@ func (c *Live) drain(ctx app.Context) {
 	}
 	now := time.Now()
 	opt := live.Options{Live: true, Hidden: documentHidden()}
+	critical := false
 	for _, a := range incoming {
 		if a.id != "" {
 			c.lastID = a.id
 		}
 		if in, err := incident.Decode([]byte(a.data)); err == nil {
-			c.m.Apply(in, now, opt)
+			if r := c.m.Apply(in, now, opt); (r == live.Added || r == live.Updated) && wantsBeep(&in) {
+				critical = true
+			}
 		} else {
 			c.m.Rejected++
 		}
 	}
+	if critical {
+		c.beep(now, false)
+	}
 	if c.status != StatusLive {
-		c.status = StatusLive
+		c.status, c.problem = StatusLive, ""
 	}
 	c.schedulePanels(ctx)
 }
 
 // schedulePanels redraws the sidebar panelEvery from now, once.
 func (c *Live) schedulePanels(ctx app.Context) {
-	if c.panelPending || c.sidebarShown == c.m.SidebarGen() {
+	if c.panelPending || c.sidebarShown == c.shown().SidebarGen() {
 		return
 	}
 	c.panelPending = true
@@ -423,11 +522,22 @@ func (c *Live) schedulePanels(ctx app.Context) {
 	})
 }
 
-// showPanels makes the sidebar and the stats current.
+// showPanels makes the sidebar and the stats current (of the replay
+// while one runs).
 func (c *Live) showPanels() {
-	c.sidebarShown = c.m.SidebarGen()
-	c.rows = append(c.rows[:0], c.m.Sidebar()...)
-	c.statsView = c.m.Stats(time.Now())
+	m := c.shown()
+	c.sidebarShown = m.SidebarGen()
+	c.rows = append(c.rows[:0], m.Sidebar()...)
+	c.statsView = c.statsNow()
+}
+
+// statsNow is the stats panel's figures, on the replay's clock during a
+// replay.
+func (c *Live) statsNow() live.StatsView {
+	if m := c.shown(); m != c.m {
+		return m.Stats(c.replay.p.Clock())
+	}
+	return c.m.Stats(time.Now())
 }
 
 // tick expires old markers, refreshes the rate, re-seeds the stats and
@@ -438,7 +548,8 @@ func (c *Live) tick(ctx app.Context) {
 	}
 	now := time.Now()
 	c.m.Expire(now)
-	c.statsView = c.m.Stats(now)
+	c.statsView = c.statsNow()
+	c.wallTick()
 	if now.Sub(c.statsAt) >= statsEvery {
 		c.fetchStats()
 	}
@@ -451,59 +562,73 @@ func (c *Live) tick(ctx app.Context) {
 
 // Render draws the page.
 func (c *Live) Render() app.UI {
-	m := c.m
-	arcChunks := make([]app.UI, m.ArcChunks())
-	for i := range arcChunks {
-		arcChunks[i] = &arcChunk{M: m, Index: i, Gen: m.ArcChunkGen(i)}
-	}
-	markerChunks := make([]app.UI, m.MarkerChunks())
-	for i := range markerChunks {
-		markerChunks[i] = &markerChunk{M: m, Index: i, Gen: m.MarkerChunkGen(i)}
-	}
+	m := c.shown()
 	selID, _, _ := m.Selected()
 	var sel incident.Incident
 	hasSel := false
 	if selID != "" {
 		sel, hasSel = m.Incident(selID)
 	}
-	return app.Div().Class("am").Body(
+	cls := []string{"am"}
+	if c.wall.on {
+		cls = append(cls, "wall")
+	}
+	return app.Div().Class(cls...).Body(
 		app.Header().Class("top").Body(
 			app.H1().Body(
-				app.Img().Src("/web/icon.svg").Alt("").Class("logo"),
+				app.Img().Src("/web/icon.svg").Alt("attackmap logo").Class("logo"),
 				app.Text("attackmap"),
 			),
-			app.Span().Class("status", "st-"+c.status).ID("status").Text(statusText(c.status)),
+			// role=status: screen readers announce connection changes
+			// politely, without moving focus.
+			app.Span().Class("status", "st-"+c.status).ID("status").Role("status").Text(statusText(c.status)),
 			app.If(c.watching() != "", func() app.UI {
 				return app.Span().Class("relay-label").ID("relay-label").Text("from " + clean(c.watching(), live.MaxRelayURL))
+			}),
+			app.If(c.wall.on, func() app.UI {
+				return app.Button().Type("button").Class("sound").ID("sound").
+					Aria("pressed", c.wall.sound).Title("Beep on critical incidents").
+					OnClick(c.toggleSound).Text("Sound")
 			}),
 			app.Button().Class("settings-btn").Type("button").
 				Aria("expanded", c.settingsOpen).Aria("controls", "settings").
 				OnClick(c.toggleSettings).Text("Settings"),
 		),
-		app.If(c.askRelay != "", func() app.UI { return c.renderAsk() }),
-		app.If(c.settingsOpen, func() app.UI { return c.renderSettings() }),
+		// go-app matches children by position: what comes and goes sits
+		// in a fixed slot, so the map and the list after it are never
+		// rebuilt (nor lose the focus) when a notice appears.
+		app.Div().Class("notices").Body(
+			app.If(c.askRelay != "", func() app.UI { return c.renderAsk() }),
+			app.If(c.problem != "", func() app.UI {
+				return app.P().Class("problem").ID("problem").Role("alert").Text(c.problem)
+			}),
+			app.If(c.settingsOpen, func() app.UI { return c.renderSettings() }),
+		),
+		app.Div().Class(barClass(c.filtersOpen)...).Body(
+			// On a phone the filters fold behind this button (CSS);
+			// on a wide screen they are always shown and it is hidden.
+			app.Button().Type("button").Class("filters-toggle").ID("filters-toggle").
+				Aria("expanded", c.filtersOpen).Aria("controls", "filters").
+				OnClick(c.toggleFilters).Text(filtersLabel(c.filter)),
+			c.renderFilters(),
+			c.renderReplay(),
+		),
 		app.Main().Class("body").Body(
-			// Three stacked layers with the same geometry (viewBox and
-			// "meet" fitting): the world as an image, the arcs, the
-			// markers. Separate layers are painted separately, so a
-			// pulsing marker repaints the marker layer only, not the world
-			// and 500 arcs with it.
-			app.Div().Class("map-wrap").Body(
-				app.Img().Class("world").Src("/web/world.svg").Alt(""),
-				app.Elem("svg").XMLNS(svgNS).Class("layer", "arcs").
-					Attr("viewBox", geo.ViewBoxAttr()).Attr("preserveAspectRatio", "xMidYMid meet").
-					Aria("hidden", true).
-					Body(arcChunks...),
-				app.Elem("svg").XMLNS(svgNS).Class("layer", "markers").ID("map").
-					Attr("viewBox", geo.ViewBoxAttr()).Attr("preserveAspectRatio", "xMidYMid meet").
-					Attr("role", "img").Aria("label", "World map of live incidents").
-					On("click", c.onMarkerClick).
-					Body(markerChunks...),
-			),
-			app.Aside().Class("side").Body(
+			&mapView{M: m, Gen: m.Gen(), Host: c}, // the map (mapview.go)
+			&legend{Open: c.legendOpen},
+			app.Aside().Class("side", "sheet-"+c.sheet).ID("side").Body(
+				app.Button().Type("button").Class("sheet-handle").ID("sheet-handle").
+					Aria("label", "Incident list: drag, or press to resize").
+					Aria("expanded", c.sheet == sheetFull).OnClick(c.stepSheet).Body(
+					app.Span().Class("grip").Aria("hidden", true),
+				),
 				&statsPanel{View: c.statsView},
-				app.If(hasSel, func() app.UI { return &details{In: sel} }),
-				&sidebar{M: m, Rows: &c.rows, Gen: c.sidebarShown},
+				// A fixed slot, so the list after it keeps its place (and
+				// the focused row) when the details open.
+				app.Div().Class("details-slot").Body(
+					app.If(hasSel, func() app.UI { return &details{M: m, In: sel} }),
+				),
+				&sidebar{M: m, Rows: &c.rows, Gen: c.sidebarShown, Empty: c.emptyHint()},
 			),
 		),
 		app.Footer().Class("foot").Body(
@@ -572,6 +697,8 @@ func (c *Live) useRelay(ctx app.Context, r string) {
 	c.relay, c.lastID, c.retries = r, "", 0
 	c.disconnect()
 	c.m = live.New(live.Config{})
+	c.m.SetFilter(c.filter)
+	c.replay = nil
 	c.showPanels()
 	c.status = StatusConnecting
 	c.connect(ctx)
@@ -585,10 +712,11 @@ func (c *Live) onMarkerClick(ctx app.Context, e app.Event) {
 		return
 	}
 	slot, err := strconv.Atoi(el.Get("dataset").Get("slot").String())
-	if err != nil || slot < 0 || slot >= len(c.m.Markers) || !c.m.Markers[slot].Used {
+	m := c.shown()
+	if err != nil || slot < 0 || slot >= len(m.Markers) || !m.Markers[slot].Used {
 		return
 	}
-	c.m.Select(c.m.Markers[slot].Latest)
+	m.Select(m.Markers[slot].Latest)
 	c.showPanels()
 }
 
@@ -604,4 +732,9 @@ func joinClean(list []string, max int) string {
 		out[i] = clean(s, max)
 	}
 	return strings.Join(out, ", ")
+}
+
+// emptyHint is what the list says while it has no rows.
+func (c *Live) emptyHint() emptyHint {
+	return emptyHint{Status: c.status, Problem: c.problem, Total: c.statsView.Total, Seeded: c.statsView.Seeded}
 }

@@ -102,7 +102,7 @@ func TestArcChunkDrawsPaths(t *testing.T) {
 	in.Target = &incident.Location{Lat: 37.77, Lon: -122.42}
 	m.Apply(in, t0, live.Options{Live: true})
 	html := load(t, &arcChunk{M: m, Index: 0, Gen: m.ArcChunkGen(0)})
-	if !strings.Contains(html, `stroke="#ef4444"`) || !strings.Contains(html, `class="arc p1"`) || !strings.Contains(html, `stroke-width="0.80"`) {
+	if !strings.Contains(html, `stroke="#ef4444"`) || !strings.Contains(html, `class="arc p1"`) || !strings.Contains(html, `style="--w:0.80"`) {
 		t.Fatalf("arc:\n%s", html)
 	}
 	d := html[strings.Index(html, ` d="`)+4:]
@@ -144,7 +144,7 @@ func TestStatsPanel(t *testing.T) {
 	if !regexp.MustCompile(`<span[^>]*\bid="per-minute"[^>]*>12<`).MatchString(html) {
 		t.Errorf("stats lack the per-minute count 12:\n%s", html)
 	}
-	for _, want := range []string{"340 in 24 h", "Port scan", ">CN<", "width:50%"} {
+	for _, want := range []string{"340 in 24 h", "Port scan", ">China (CN)<", "width:50%", "◆"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("stats lack %s:\n%s", want, html)
 		}
