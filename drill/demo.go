@@ -79,6 +79,11 @@ func WriteDemoWith(dir string, o DemoOptions) (DemoFiles, error) {
 		"host":     "drill",
 		"logs": map[string]any{
 			"auth": []string{f.AuthLog}, "access": []string{f.AccessLog}, "firewall": []string{},
+			// The drill's own logs: a line the drill writes before the
+			// sensor's follower opens the file must count, so a file
+			// without a saved offset is read from its start (a saved
+			// offset still wins, so a second run replays nothing).
+			"from_start": true,
 		},
 		"geoip":  map[string]any{"paths": append([]string{f.Overlay}, extraGeoIP...)},
 		"target": map[string]any{"city": DemoTarget},

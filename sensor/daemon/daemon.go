@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 	detMets := newDetectionMetrics(resp)
 	reg.MustRegister(detMets)
 	det := &detection{cfg: cfg, incidents: incidents, events: events, lists: lists, log: log, resp: resp,
-		reg: reg, mets: detMets}
+		reg: reg, mets: detMets, started: make(chan struct{})}
 	g.Go(named("detection", func() error { return det.run(ctx) }))
 
 	// The embedded relay.
@@ -160,6 +160,13 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 			return err
 		}
 		closers = append(closers, func() { r.Close() })
+		// The map line tells scripts (the drill) the sensor is up: it
+		// waits until an attack would be seen, not only served.
+		select {
+		case <-det.started:
+		case <-ctx.Done():
+			return g.Wait()
+		}
 		fmt.Fprintf(stdout, "attackmap-sensor: map at http://%s/live\n", displayAddr(ln.Addr()))
 		g.Go(named("relay", func() error { return r.Serve(ctx, ln) }))
 		// PublishDurable: a batch the relay could not store is not

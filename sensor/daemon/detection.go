@@ -39,7 +39,11 @@ const flushEvery = 2 * time.Second
 // readers, enrichment, pushers) only sees the incidents journal, so this
 // stage can be restarted or replaced without touching it.
 type detection struct {
-	cfg       Config
+	cfg Config
+	// started is closed once the eBPF programs are attached and the log
+	// followers launched (nil: nobody waits), so that Run announces the
+	// map only when an attack would be seen.
+	started   chan struct{}
 	incidents *jsonl.Writer
 	events    *jsonl.Writer
 	// lists answers the c2_connect detector's "is this destination on a
@@ -127,6 +131,9 @@ func (d *detection) run(ctx context.Context) error {
 		})
 	} else {
 		d.log.Warn("no log files found to follow (give --auth-log, --access-log, --error-log or --fw-log)")
+	}
+	if d.started != nil {
+		close(d.started)
 	}
 
 	tick := time.NewTicker(flushEvery)

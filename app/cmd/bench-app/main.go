@@ -51,11 +51,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	loads := fs.Int("loads", 5, "cold loads to take the median of")
 	shot := fs.String("screenshot", "", "write a screenshot of a realistic map to `file` and exit")
+	live := fs.String("url", "", "with -screenshot: photograph the map a running relay or drill serves at this `URL` (e.g. http://127.0.0.1:8080/live) instead of a realistic set")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if _, err := os.Stat(e2e.Chromium); err != nil {
 		return fmt.Errorf("needs Debian's chromium at %s: %w", e2e.Chromium, err)
+	}
+	if *shot != "" && *live != "" {
+		return screenshotURL(*live, *shot)
 	}
 	root, err := e2e.Root()
 	if err != nil {
@@ -323,6 +327,39 @@ func screenshot(site, tmp, out string) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
+	}
+	fmt.Println("wrote", out)
+	return os.WriteFile(out, png, 0o644)
+}
+
+// screenshotURL photographs the map at url as it is (for the README: a
+// real `make drill` run), with the newest incident's details open.
+func screenshotURL(url, out string) error {
+	tmp, err := os.MkdirTemp("", "bench-app-shot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// Two minutes: the page loads app.wasm and waits for the relay's feed.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, "profile-shot"), 1400, 860)
+	defer stop()
+	var png []byte
+	if err := chromedp.Run(bctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#list button[data-idx="0"]`, chromedp.ByQuery),
+		chromedp.Sleep(1500*time.Millisecond),
+		chromedp.Click(`#list button[data-idx="0"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#details`, chromedp.ByQuery),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.CaptureScreenshot(&png),
+	); err != nil {
+		return err
+	}
+	if len(png) == 0 {
+		return errNoScreenshot
 	}
 	fmt.Println("wrote", out)
 	return os.WriteFile(out, png, 0o644)
