@@ -38,10 +38,17 @@ const (
 	// historyPerAddr caps history reads in progress per client address
 	// (IPv6 per /64): one page at a time is all a map needs.
 	historyPerAddr = 2
-	// historyWait bounds the wait for the next message of an answer:
-	// the stream answers at once when it holds it, so a second means the
-	// server is gone; the answer then ends where it got to.
-	historyWait = time.Second
+	// historyWait bounds the wait for the next message of an answer. The
+	// read stops by itself at the last message the stream held when the
+	// request came, so this wait only runs out while messages are still
+	// due: a stream leader's election (4 to 9 s) or a server that is
+	// gone. Ten seconds ride out the election on a loaded machine (one
+	// second cut answers short right after a node died); past that the
+	// answer ends where it got to, within the answer budget.
+	historyWait = 10 * time.Second
+	// historyRetry bounds reading on after a failed read: two elections'
+	// worth, well within the answer budget.
+	historyRetry = 20 * time.Second
 )
 
 // historyQuery is a parsed /api/history request.
@@ -174,11 +181,10 @@ func (r *Relay) serveHistory(w http.ResponseWriter, req *http.Request) {
 	var it jetstream.MessagesContext
 	last := info.State.LastSeq
 	if info.State.Msgs > 0 && !info.State.LastTime.Before(hq.from) {
-		if it, err = r.historyReader(ctx, hq); err != nil {
+		if it, err = r.historyReader(ctx, hq, 0); err != nil {
 			http.Error(w, "history unavailable: the relay cannot read its stream, retry later", http.StatusServiceUnavailable)
 			return
 		}
-		defer it.Stop()
 	}
 	ct := "application/json; charset=utf-8"
 	if hq.ndjson {
@@ -214,17 +220,20 @@ func (r *Relay) serveHistory(w http.ResponseWriter, req *http.Request) {
 	_ = b.Flush()
 }
 
-// historyReader opens an ordered read of the stream from hq.from.
-func (r *Relay) historyReader(ctx context.Context, hq historyQuery) (jetstream.MessagesContext, error) {
+// historyReader opens an ordered read of the stream from hq.from, or,
+// when after is not 0, from the message after sequence after (to read on
+// where a failed read stopped).
+func (r *Relay) historyReader(ctx context.Context, hq historyQuery, after uint64) (jetstream.MessagesContext, error) {
 	from := hq.from
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+	if after > 0 {
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1}
+	}
 	// Creating the consumer takes milliseconds with a stream leader;
 	// five seconds ride out a short election.
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cons, err := r.nats.js.OrderedConsumer(cctx, streamName, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-		OptStartTime:  &from,
-	})
+	cons, err := r.nats.js.OrderedConsumer(cctx, streamName, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -236,11 +245,41 @@ func (r *Relay) historyReader(ctx context.Context, hq historyQuery) (jetstream.M
 // readByTime calls emit for each incident of it stored up to hq.to,
 // oldest first, at most hq.limit, up to sequence last (what the stream
 // held when the request came: an answer does not grow with live ingest).
+// A read that fails before it is done (an ordered consumer can fail
+// around a stream leader's election) is opened again after the last
+// sequence read, for up to historyRetry, so an answer is not cut short by
+// a node's death.
 func (r *Relay) readByTime(ctx context.Context, it jetstream.MessagesContext, hq historyQuery, last uint64, emit func([]byte) bool) {
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
+	var read uint64 // the last stream sequence read
+	retryUntil := time.Now().Add(historyRetry)
 	for n := 0; n < hq.limit && ctx.Err() == nil; {
 		m, err := it.Next(jetstream.NextMaxWait(historyWait))
 		if err != nil {
-			return
+			if time.Now().After(retryUntil) {
+				return
+			}
+			it.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					it = nil
+					return
+				case <-time.After(200 * time.Millisecond): // a moment for a new leader
+				}
+				if it, err = r.historyReader(ctx, hq, read); err == nil {
+					break
+				}
+				if time.Now().After(retryUntil) {
+					it = nil
+					return
+				}
+			}
+			continue
 		}
 		md, err := m.Metadata()
 		if err != nil || md.Sequence.Stream > last || md.Timestamp.After(hq.to) {
@@ -254,6 +293,7 @@ func (r *Relay) readByTime(ctx context.Context, it jetstream.MessagesContext, hq
 			}
 			n++
 		}
+		read = md.Sequence.Stream
 		if md.Sequence.Stream == last || md.NumPending == 0 {
 			return
 		}
