@@ -117,16 +117,9 @@ func TestMapZoomSplitsClustersAndTheViewSurvivesAReload(t *testing.T) {
 	if err := srv.Publish(paris, brussels, sydney); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bctx, stop := Browser(ctx, t.TempDir(), 1280, 800)
+	bctx, stop := open(t, srv.URL+"/live?wall=0", 1280, 800)
 	defer stop()
-	if err := chromedp.Run(bctx,
-		chromedp.Navigate(srv.URL+"/live?wall=0"),
-		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
-	); err != nil {
-		t.Fatalf("the map never went live: %v", err)
-	}
+	waitJS(t, bctx, `!!document.querySelector('#status.st-live')`, "the map never went live")
 
 	// Zoom 1: Paris and Brussels are one cluster of 2 (critical, the
 	// higher), Sydney on its own; the host web-1 is a home marker.
@@ -262,13 +255,10 @@ func TestMapDragPans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bctx, stop := Browser(ctx, t.TempDir(), 1280, 800)
-	defer stop()
 	start := live.View{CX: 500, CY: 300, Zoom: 4}
+	bctx, stop := open(t, srv.URL+"/live?view="+start.String(), 1280, 800)
+	defer stop()
 	if err := chromedp.Run(bctx,
-		chromedp.Navigate(srv.URL+"/live?view="+start.String()),
 		chromedp.WaitVisible(`#map-wrap`, chromedp.ByQuery),
 		chromedp.Sleep(500*time.Millisecond),
 	); err != nil {
@@ -336,12 +326,9 @@ func TestMapPinchZoomsAndTheHeatLayerToggles(t *testing.T) {
 	if err := srv.Publish(ins...); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bctx, stop := Browser(ctx, t.TempDir(), 1280, 800)
+	bctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	if err := chromedp.Run(bctx,
-		chromedp.Navigate(srv.URL+"/live"),
 		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#map .mk.cl`, chromedp.ByQuery),
 	); err != nil {
