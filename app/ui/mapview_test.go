@@ -74,8 +74,8 @@ func TestMarkerChunkDrawsAClusterInItsNewestMembersSlot(t *testing.T) {
 	var cl live.Clustering
 	cl.Update(m, live.ClusterCell(live.Screen{W: 920, H: 700}, 0), t0.Add(time.Second))
 	html := load(t, &markerChunk{M: m, Index: 0, Gen: m.MarkerChunkGen(0), CGen: cl.ChunkGen[0], Clus: &cl})
-	for _, want := range []string{`class="mk hid"`, `data-slot="1" class="mk cl p1 s-critical"`, `data-markers="2"`, `>2</text>`,
-		`data-slot="2" class="mk p1 s-low"`} {
+	for _, want := range []string{`class="mk hid"`, `class="mk cl p1 s-critical" data-markers="2" data-slot="1"`, `data-markers="2"`, `>2</text>`,
+		`class="mk p1 s-low" data-slot="2"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("chunk lacks %s:\n%s", want, html)
 		}

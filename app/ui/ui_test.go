@@ -2,6 +2,7 @@ package ui
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,32 @@ func load(t *testing.T, c app.Composer) string {
 		t.Fatal(err)
 	}
 	e.ConsumeAll()
-	return app.HTMLString(c)
+	return sortAttrs(app.HTMLString(c))
+}
+
+var (
+	tagRE  = regexp.MustCompile(`<[a-zA-Z][a-zA-Z0-9-]*(?:\s+[^\s=>]+(?:="[^"]*")?)+\s*/?>`)
+	attrRE = regexp.MustCompile(`\s+([^\s=>/]+(?:="[^"]*")?)`)
+)
+
+// sortAttrs puts every tag's attributes in name order: go-app keeps an
+// element's attributes in a map, so the order it writes them in changes
+// from run to run, and a test that looks for two attributes side by side
+// must see them in one order.
+func sortAttrs(html string) string {
+	return tagRE.ReplaceAllStringFunc(html, func(tag string) string {
+		name := tag[:strings.IndexAny(tag, " \t\n")]
+		end := ">"
+		if strings.HasSuffix(tag, "/>") {
+			end = "/>"
+		}
+		var attrs []string
+		for _, m := range attrRE.FindAllStringSubmatch(tag[len(name):len(tag)-len(end)], -1) {
+			attrs = append(attrs, m[1])
+		}
+		slices.Sort(attrs)
+		return name + " " + strings.Join(attrs, " ") + end
+	})
 }
 
 func TestPageShellPrerenders(t *testing.T) {
