@@ -104,19 +104,12 @@ func waitState(t *testing.T, ctx context.Context, what string, ok func(mapState)
 // the cluster splits, the view goes into the URL next to the other keys,
 // and a reload shows the same view. The sensor host is a home marker.
 func TestMapZoomSplitsClustersAndTheViewSurvivesAReload(t *testing.T) {
-	dir := site(t)
-	srv, err := Serve(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	paris := Incident("par", "203.0.113.50", incident.High, 48.86, 2.35, "FR", now)
 	brussels := Incident("bru", "203.0.113.51", incident.Critical, 50.85, 4.35, "BE", now)
 	sydney := Incident("syd", "203.0.113.52", incident.Low, -33.87, 151.21, "AU", now)
-	if err := srv.Publish(paris, brussels, sydney); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, paris, brussels, sydney)
 	bctx, stop := open(t, srv.URL+"/live?wall=0", 1280, 800)
 	defer stop()
 	waitJS(t, bctx, `!!document.querySelector('#status.st-live')`, "the map never went live")
@@ -249,12 +242,7 @@ func TestMapZoomSplitsClustersAndTheViewSurvivesAReload(t *testing.T) {
 // TestMapDragPans: a drag moves the view by the dragged distance and does
 // not select anything.
 func TestMapDragPans(t *testing.T) {
-	dir := site(t)
-	srv, err := Serve(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	start := live.View{CX: 500, CY: 300, Zoom: 4}
 	bctx, stop := open(t, srv.URL+"/live?view="+start.String(), 1280, 800)
 	defer stop()
@@ -312,20 +300,13 @@ func TestMapDragPans(t *testing.T) {
 // zoom by the ratio of their distances around their midpoint; the Heat
 // button draws the density layer and puts heat=1 into the URL.
 func TestMapPinchZoomsAndTheHeatLayerToggles(t *testing.T) {
-	dir := site(t)
-	srv, err := Serve(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC()
 	var ins []incident.Incident
 	for i := 0; i < 20; i++ {
 		ins = append(ins, Incident("h"+strconv.Itoa(i), "203.0.113."+strconv.Itoa(i+1), incident.High, 35+float64(i%4), 139+float64(i/4), "JP", now))
 	}
-	if err := srv.Publish(ins...); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, ins...)
 	bctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	if err := chromedp.Run(bctx,

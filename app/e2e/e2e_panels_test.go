@@ -113,11 +113,7 @@ func TestCORSRefusingRelayShowsTheExplanation(t *testing.T) {
 // TestQuietRelaySaysWhyAndHowToSeeIt: a live relay with no incidents
 // explains the filtering of private sources and names the drill.
 func TestQuietRelaySaysWhyAndHowToSeeIt(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	waitJS(t, ctx, `document.querySelector('#status.st-live') && (document.getElementById('empty') || {}).textContent.includes('drill')`,
@@ -144,28 +140,20 @@ func TestQuietRelaySaysWhyAndHowToSeeIt(t *testing.T) {
 // TestStatsEscalationMovesTheCount: one incident raised high, then
 // updated to critical, counts once, as critical, in the map's panel.
 func TestStatsEscalationMovesTheCount(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	waitJS(t, ctx, `!!document.querySelector('#status.st-live')`, "never live")
 	now := time.Now().UTC().Truncate(time.Second)
 	in := Incident("esc", "203.0.113.50", incident.High, 52.52, 13.40, "DE", now)
-	if err := srv.Publish(in); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, in)
 	count := func(sev string) string {
 		return fmt.Sprintf(`(document.querySelector('#stats .sevs .s-%s .n') || {}).textContent`, sev)
 	}
 	waitJS(t, ctx, count("high")+` === '1'`, "high never counted")
 	up := in
 	up.Severity, up.LastSeen, up.Count, up.TS = incident.Critical, now.Add(10*time.Second), 12, now.Add(10*time.Second)
-	if err := srv.Publish(up); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, up)
 	waitJS(t, ctx, count("critical")+` === '1'`, "critical never counted")
 	if h := eval[string](t, ctx, count("high")); h != "0" {
 		t.Errorf("high still counts %s after the escalation", h)
@@ -176,11 +164,7 @@ func TestStatsEscalationMovesTheCount(t *testing.T) {
 // into the URL; the same URL opened afresh shows the same list, markers
 // and counts.
 func TestFiltersInTheURLRestoreTheView(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	ins := []incident.Incident{
 		Incident("f1", "203.0.113.61", incident.Critical, -33.87, 151.21, "AU", now),
@@ -188,9 +172,7 @@ func TestFiltersInTheURLRestoreTheView(t *testing.T) {
 		Incident("f3", "203.0.113.63", incident.Critical, 40.71, -74.01, "US", now),
 		Incident("f4", "203.0.113.64", incident.Low, 48.86, 2.35, "FR", now),
 	}
-	if err := srv.Publish(ins...); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, ins...)
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	waitJS(t, ctx, `document.querySelectorAll('#list .row').length === 4`, "four rows never listed")
@@ -244,19 +226,13 @@ func TestFiltersInTheURLRestoreTheView(t *testing.T) {
 // Enter opens the details with the focus in them, Escape closes them and
 // the focus is back on the row.
 func TestKeyboardFlow(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	var ins []incident.Incident
 	for i := range 4 {
 		ins = append(ins, Incident(fmt.Sprintf("k%d", i), fmt.Sprintf("203.0.113.%d", 70+i), incident.High, float64(10*i), float64(20*i), "US", now.Add(time.Duration(i)*time.Second)))
 	}
-	if err := srv.Publish(ins...); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, ins...)
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	waitJS(t, ctx, `document.querySelectorAll('#list .row').length === 4`, "rows")
@@ -319,17 +295,11 @@ func TestKeyboardFlow(t *testing.T) {
 // top and the world fills its box; at 320 nothing overflows sideways;
 // every control is at least 24 px; at 820x1000 the map uses the width.
 func TestPhoneLayout(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	drill := Incident("ph1", "203.0.113.90", incident.Critical, 64.15, -21.94, "IS", now)
 	drill.Tags = []string{"drill"}
-	if err := srv.Publish(drill, Incident("ph2", "203.0.113.91", incident.Info, -23.55, -46.63, "BR", now)); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, drill, Incident("ph2", "203.0.113.91", incident.Info, -23.55, -46.63, "BR", now))
 	type box struct{ Left, Top, Width, Height, VW, VH float64 }
 	for _, size := range []struct{ w, h int }{{390, 844}, {320, 640}, {820, 1000}} {
 		t.Run(fmt.Sprintf("%dx%d", size.w, size.h), func(t *testing.T) {
@@ -387,11 +357,7 @@ func TestPhoneLayout(t *testing.T) {
 // live meanwhile is not in the replay, and "Back to live" shows the live
 // view with it, every incident once.
 func TestReplayPlaysHistoryInOrderAndReturnsToLive(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	var hist []incident.Incident
 	for i, c := range []struct {
@@ -402,9 +368,7 @@ func TestReplayPlaysHistoryInOrderAndReturnsToLive(t *testing.T) {
 		hist = append(hist, Incident(fmt.Sprintf("h%d", i), fmt.Sprintf("203.0.113.%d", 100+i), incident.High, c.lat, c.lon, c.cc, ts))
 	}
 	for _, in := range hist { // one at a time: the history is in publishing order
-		if err := srv.Publish(in); err != nil {
-			t.Fatal(err)
-		}
+		publish(t, srv, in)
 	}
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
@@ -426,9 +390,7 @@ func TestReplayPlaysHistoryInOrderAndReturnsToLive(t *testing.T) {
 	}
 	// One incident arrives live during the replay.
 	liveIn := Incident("live-1", "203.0.113.200", incident.Critical, 55.75, 37.62, "RU", time.Now().UTC())
-	if err := srv.Publish(liveIn); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, liveIn)
 	if err := chromedp.Run(ctx,
 		chromedp.SetValue(`#replay-speed`, "60", chromedp.ByQuery),
 		chromedp.Evaluate(`document.getElementById('replay-speed').dispatchEvent(new Event('change', {bubbles: true}))`, nil),
@@ -471,27 +433,15 @@ func TestReplayPlaysHistoryInOrderAndReturnsToLive(t *testing.T) {
 // installed map says "offline" and shows the incidents and the 24 h
 // numbers it last had, not zeros.
 func TestOfflineSaysOfflineAndKeepsTheStats(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			srv.Close()
-		}
-	}()
+	srv := serve(t)
 	now := time.Now().UTC()
-	if err := srv.Publish(Incident("o1", "198.51.100.81", incident.High, 48.86, 2.35, "FR", now),
-		Incident("o2", "198.51.100.82", incident.Critical, 41.01, 28.98, "TR", now)); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, Incident("o1", "198.51.100.81", incident.High, 48.86, 2.35, "FR", now),
+		Incident("o2", "198.51.100.82", incident.Critical, 41.01, 28.98, "TR", now))
 	ctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	waitJS(t, ctx, `navigator.serviceWorker.controller !== null && (localStorage.getItem('attackmap.recent') || '').includes('198.51.100.82')
 		&& (localStorage.getItem('attackmap.stats') || '').includes('24h')`, "service worker, saved incidents or saved stats never ready")
 	srv.Close()
-	stopped = true
 	if err := chromedp.Run(ctx, network.EmulateNetworkConditions(true, 0, -1, -1), chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
@@ -512,19 +462,13 @@ func TestOfflineSaysOfflineAndKeepsTheStats(t *testing.T) {
 // TestWallMode: ?wall=1 drops the chrome, enlarges the type, offers the
 // sound toggle (off by default) and drifts slowly.
 func TestWallMode(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	now := time.Now().UTC()
 	var ins []incident.Incident
 	for i := range 30 {
 		ins = append(ins, Incident(fmt.Sprintf("w%d", i), fmt.Sprintf("203.0.113.%d", 150+i), incident.High, float64(i*2), float64(i*5), "US", now))
 	}
-	if err := srv.Publish(ins...); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, ins...)
 	ctx, stop := open(t, srv.URL+"/live?wall=1", 1280, 720)
 	defer stop()
 	waitJS(t, ctx, `!!document.querySelector('.am.wall') && document.querySelectorAll('#list .row').length === 30`, "wall mode never on")
@@ -552,11 +496,7 @@ func TestWallMode(t *testing.T) {
 // TestBottomSheetDrags: on a phone the list is a sheet that a drag of its
 // handle moves to the nearest snap point, and a tap steps.
 func TestBottomSheetDrags(t *testing.T) {
-	srv, err := Serve(site(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 	ctx, stop := open(t, srv.URL+"/live", 390, 844)
 	defer stop()
 	waitJS(t, ctx, `!!document.querySelector('.side.sheet-mid')`, "the sheet does not start at mid")

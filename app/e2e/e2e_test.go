@@ -49,6 +49,26 @@ func site(t *testing.T) string {
 	return siteDir
 }
 
+// serve starts a relay serving the site (see Serve), closed when the test
+// ends.
+func serve(t *testing.T) *Server {
+	t.Helper()
+	srv, err := Serve(site(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// publish pushes incidents through srv, as a sensor would.
+func publish(t *testing.T, srv *Server, ins ...incident.Incident) {
+	t.Helper()
+	if err := srv.Publish(ins...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if siteDir != "" {
@@ -82,31 +102,16 @@ type circleInfo struct {
 type svgRect struct{ Left, Top, Width, Height float64 }
 
 func TestMapInChromium(t *testing.T) {
-	dir := site(t)
-	srv, err := Serve(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := serve(t)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	// One incident before the page loads: it must come in with the feed.
 	early := Incident("early", "198.51.100.1", incident.Low, -23.55, -46.63, "BR", now)
-	if err := srv.Publish(early); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, early)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bctx, stop := Browser(ctx, t.TempDir(), 1280, 800)
+	bctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
-
-	if err := chromedp.Run(bctx,
-		chromedp.Navigate(srv.URL+"/live"),
-		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
-	); err != nil {
-		t.Fatalf("the map never went live: %v", err)
-	}
+	waitJS(t, bctx, `!!document.querySelector('#status.st-live')`, "the map never went live")
 
 	sydney := Incident("syd", "203.0.113.10", incident.Critical, -33.87, 151.21, "AU", now)
 	tokyo := Incident("tok", "203.0.113.20", incident.High, 35.68, 139.69, "JP", now)
@@ -118,9 +123,7 @@ func TestMapInChromium(t *testing.T) {
 	drill := Incident("drill", "203.0.113.40", incident.Info, 64.15, -21.94, "IS", now)
 	drill.Tags, drill.GeoSource = []string{"drill"}, "dbip"
 	want := []incident.Incident{early, sydney, tokyo, nyc, drill}
-	if err := srv.Publish(sydney, tokyo, nyc, drill); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, sydney, tokyo, nyc, drill)
 	waitCount(t, bctx, `.mk:not(.free) circle`, len(want))
 
 	// Positions and colours: every circle sits where geo.Project puts its
@@ -223,9 +226,7 @@ func TestMapInChromium(t *testing.T) {
 		late = append(late, Incident(fmt.Sprintf("late-%d", i), fmt.Sprintf("192.0.2.%d", 10+i), incident.High,
 			float64(10*i), float64(20*i+30), "IN", now))
 	}
-	if err := srv.Publish(late...); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, late...)
 	waitCount(t, bctx, `.mk:not(.free) circle`, len(want)+len(late))
 	var ips []string
 	if err := chromedp.Run(bctx,
@@ -281,29 +282,14 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // TestOfflineShellShowsTheLastIncidents: once the service worker holds the
 // app, the page opens with the relay gone and lists what it last had.
 func TestOfflineShellShowsTheLastIncidents(t *testing.T) {
-	dir := site(t)
-	srv, err := Serve(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			srv.Close()
-		}
-	}()
+	srv := serve(t)
 	now := time.Now().UTC()
 	a := Incident("off-a", "198.51.100.77", incident.High, 48.86, 2.35, "FR", now)
 	b := Incident("off-b", "198.51.100.78", incident.Low, 41.01, 28.98, "TR", now)
-	if err := srv.Publish(a, b); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bctx, stop := Browser(ctx, t.TempDir(), 1280, 800)
+	publish(t, srv, a, b)
+	bctx, stop := open(t, srv.URL+"/live", 1280, 800)
 	defer stop()
 	if err := chromedp.Run(bctx,
-		chromedp.Navigate(srv.URL+"/live"),
 		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
 		chromedp.Poll(`navigator.serviceWorker.controller !== null && (localStorage.getItem('attackmap.recent') || '').includes('198.51.100.78')`,
 			nil, chromedp.WithPollingTimeout(60*time.Second)),
@@ -311,7 +297,6 @@ func TestOfflineShellShowsTheLastIncidents(t *testing.T) {
 		t.Fatalf("service worker or saved incidents never ready: %v", err)
 	}
 	srv.Close()
-	stopped = true
 	var list, status string
 	if err := chromedp.Run(bctx,
 		chromedp.Reload(),

@@ -89,6 +89,7 @@ type Server struct {
 	Relay *relay.Relay
 	srv   *http.Server
 	ln    *trackingListener
+	once  sync.Once
 }
 
 // Serve starts a relay with the site in dir (in memory: no data dir).
@@ -124,13 +125,16 @@ func ServeConfig(dir string, cfg relay.Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server and the relay.
+// Close stops the server and the relay; later calls do nothing (a test
+// may cut the relay off early and still close it when it ends).
 func (s *Server) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.ln.closeAll()
-	_ = s.srv.Shutdown(ctx)
-	s.Relay.Close()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.ln.closeAll()
+		_ = s.srv.Shutdown(ctx)
+		s.Relay.Close()
+	})
 }
 
 // Publish pushes incidents through the relay's in-process ingest, as a

@@ -409,7 +409,7 @@ func (m *Model) relabelMarkers() {
 	for i := range m.Markers {
 		mk := &m.Markers[i]
 		var newest *entry
-		for e := mk.members; e != nil; e = e.mNext {
+		for e := mk.members; e != nil; e = e.links[onMarker].next {
 			if newest == nil || e.order > newest.order {
 				newest = e
 			}

@@ -95,10 +95,9 @@ type Marker struct {
 	Used bool
 	// X, Y are map units (package geo), from the first incident placed here.
 	X, Y float64
-	// Severity is the highest severity among the marker's live incidents.
-	Severity incident.Severity
-	// Count is how many live incidents share this place.
-	Count int
+	// tally holds Count (how many live incidents share this place) and
+	// Severity (the highest among them).
+	tally
 	// Pulse flips on every new activity: the UI maps it to one of two
 	// identical CSS animations, so changing it restarts the pulse.
 	Pulse uint8
@@ -109,11 +108,7 @@ type Marker struct {
 	Latest string
 
 	key     cellKey
-	bySev   [5]int
 	updated time.Time
-	// members lists the incidents on the marker (entry.mNext), so that
-	// evicting it costs its own incidents, not every held one.
-	members *entry
 }
 
 // Arc is one slot of the arc layer: a great circle from an attacker's place
@@ -122,17 +117,76 @@ type Arc struct {
 	Used bool
 	// D is the SVG path data, split at the antimeridian.
 	D string
-	// Count is how many live incidents share this pair; the stroke width
-	// grows with log2(Count+1).
-	Count    int
-	Severity incident.Severity
-	Pulse    uint8
-	Still    bool
+	// tally holds Count (how many live incidents share this pair; the
+	// stroke width grows with log2(Count+1)) and Severity.
+	tally
+	Pulse uint8
+	Still bool
 
 	key     arcKey
-	bySev   [5]int
 	updated time.Time
-	members *entry // entry.aNext
+}
+
+// tally is what a marker and an arc keep of the incidents on them.
+type tally struct {
+	// Count is how many live incidents share the slot.
+	Count int
+	// Severity is the highest severity among them.
+	Severity incident.Severity
+
+	bySev [5]int
+	// members lists the incidents on the slot (entry.links), so that
+	// evicting it costs its own incidents, not every held one.
+	members *entry
+}
+
+// Which of an entry's links a tally's list runs through.
+const (
+	onMarker = iota
+	onArc
+)
+
+// link is an entry's place in one tally's list.
+type link struct{ prev, next *entry }
+
+// join adds e to the slot, through e.links[on].
+func (t *tally) join(e *entry, on int) {
+	t.Count++
+	t.bySev[e.sev]++
+	t.Severity = highest(t.bySev)
+	e.links[on] = link{next: t.members}
+	if t.members != nil {
+		t.members.links[on].prev = e
+	}
+	t.members = e
+}
+
+// leave takes e off the slot and reports whether the slot is now empty.
+func (t *tally) leave(e *entry, on int) (empty bool) {
+	l := e.links[on]
+	if l.prev != nil {
+		l.prev.links[on].next = l.next
+	} else {
+		t.members = l.next
+	}
+	if l.next != nil {
+		l.next.links[on].prev = l.prev
+	}
+	e.links[on] = link{}
+	t.Count--
+	t.bySev[e.sev]--
+	if t.Count <= 0 {
+		return true
+	}
+	t.Severity = highest(t.bySev)
+	return false
+}
+
+// rerank moves one incident on the slot from severity rank from to to.
+func (t *tally) rerank(from, to int) {
+	t.bySev[from]--
+	t.bySev[to]++
+	t.Severity = highest(t.bySev)
 }
 
 // Width is the arc's stroke width in map units.
@@ -165,8 +219,9 @@ type entry struct {
 	// stats.go); counted is false when they do not count it at all.
 	counted                 bool
 	cSource, cSev, cCountry string
-	// The incidents on one marker and on one arc form lists (Marker.members).
-	mPrev, mNext, aPrev, aNext *entry
+	// The incidents on one marker and on one arc form lists
+	// (tally.members), through links[onMarker] and links[onArc].
+	links [2]link
 }
 
 // Options describe how an incident arrived.
@@ -400,16 +455,10 @@ func (m *Model) Apply(in incident.Incident, now time.Time, opt Options) Result {
 	}
 	if r := in.Severity.Rank(); r != e.sev {
 		if e.marker >= 0 {
-			mk := &m.Markers[e.marker]
-			mk.bySev[e.sev]--
-			mk.bySev[r]++
-			mk.Severity = highest(mk.bySev)
+			m.Markers[e.marker].rerank(e.sev, r)
 		}
 		if e.arc >= 0 {
-			a := &m.Arcs[e.arc]
-			a.bySev[e.sev]--
-			a.bySev[r]++
-			a.Severity = highest(a.bySev)
+			m.Arcs[e.arc].rerank(e.sev, r)
 		}
 		e.sev = r
 	}
@@ -534,16 +583,8 @@ func (m *Model) placeAt(e *entry, now time.Time, opt Options, evict bool) {
 		m.Markers[slot] = Marker{Used: true, X: round1(p[0]), Y: round1(p[1]), key: key, Pulse: m.Markers[slot].Pulse}
 		m.cells[key] = slot
 	}
-	mk := &m.Markers[slot]
-	mk.Count++
-	mk.bySev[e.sev]++
-	mk.Severity = highest(mk.bySev)
+	m.Markers[slot].join(e, onMarker)
 	e.marker = slot
-	e.mPrev, e.mNext = nil, mk.members
-	if mk.members != nil {
-		mk.members.mPrev = e
-	}
-	mk.members = e
 	m.pulseMarker(slot, in.ID, now, opt)
 
 	if in.Target == nil {
@@ -563,16 +604,8 @@ func (m *Model) placeAt(e *entry, now time.Time, opt Options, evict bool) {
 		m.Arcs[aslot] = Arc{Used: true, D: ArcPath(from, to), key: ak, Pulse: m.Arcs[aslot].Pulse}
 		m.pairs[ak] = aslot
 	}
-	a := &m.Arcs[aslot]
-	a.Count++
-	a.bySev[e.sev]++
-	a.Severity = highest(a.bySev)
+	m.Arcs[aslot].join(e, onArc)
 	e.arc = aslot
-	e.aPrev, e.aNext = nil, a.members
-	if a.members != nil {
-		a.members.aPrev = e
-	}
-	a.members = e
 	m.pulseArc(aslot, now, opt)
 }
 
@@ -659,24 +692,10 @@ func (m *Model) unplace(e *entry) {
 	}
 	slot := e.marker
 	e.marker = -1
-	mk := &m.Markers[slot]
-	if e.mPrev != nil {
-		e.mPrev.mNext = e.mNext
-	} else {
-		mk.members = e.mNext
-	}
-	if e.mNext != nil {
-		e.mNext.mPrev = e.mPrev
-	}
-	e.mPrev, e.mNext = nil, nil
-	mk.Count--
-	mk.bySev[e.sev]--
-	if mk.Count <= 0 {
+	if mk := &m.Markers[slot]; mk.leave(e, onMarker) {
 		delete(m.cells, mk.key)
 		*mk = Marker{Pulse: mk.Pulse}
 		m.markerSlots.release(slot)
-	} else {
-		mk.Severity = highest(mk.bySev)
 	}
 	m.dirtyMarker(slot)
 }
@@ -687,24 +706,10 @@ func (m *Model) unplaceArc(e *entry) {
 	}
 	slot := e.arc
 	e.arc = -1
-	a := &m.Arcs[slot]
-	if e.aPrev != nil {
-		e.aPrev.aNext = e.aNext
-	} else {
-		a.members = e.aNext
-	}
-	if e.aNext != nil {
-		e.aNext.aPrev = e.aPrev
-	}
-	e.aPrev, e.aNext = nil, nil
-	a.Count--
-	a.bySev[e.sev]--
-	if a.Count <= 0 {
+	if a := &m.Arcs[slot]; a.leave(e, onArc) {
 		delete(m.pairs, a.key)
 		*a = Arc{Pulse: a.Pulse}
 		m.arcSlots.release(slot)
-	} else {
-		a.Severity = highest(a.bySev)
 	}
 	m.dirtyArc(slot)
 }

@@ -120,7 +120,7 @@ func (c *Live) clearFilter(ctx app.Context, e app.Event) {
 // renderFilters draws the toolbar.
 func (c *Live) renderFilters() app.UI {
 	f := c.filter
-	sevs := []incident.Severity{incident.Critical, incident.High, incident.Medium, incident.Low, incident.Info}
+	sevs := live.Severities()
 	sevButtons := make([]app.UI, len(sevs))
 	for i, sev := range sevs {
 		sevButtons[i] = app.Button().Type("button").Class("sev-t", "s-"+string(sev)).ID("f-sev-"+string(sev)).

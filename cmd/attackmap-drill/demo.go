@@ -69,13 +69,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	files, err := drill.WriteDemoWith(*dir, drill.DemoOptions{Block: *block})
 	if err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 		return err
 	}
 	logPath := filepath.Join(files.Dir, "sensor.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 		return err
 	}
 	defer logf.Close()
@@ -86,8 +84,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	ready := &lineWatch{prefix: []byte("attackmap-sensor: map at "), seen: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(logf, ready), logf
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: starting the sensor: %v\n", err)
-		return err
+		return fmt.Errorf("starting the sensor: %w", err)
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()

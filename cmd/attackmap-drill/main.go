@@ -19,41 +19,27 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/attackmap/attackmap/drill"
+	"github.com/attackmap/attackmap/internal/cli"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err))
-}
+func main() { cli.Main("attackmap-drill", run) }
 
-// errUsage marks a bad command line: exit status 2.
-var errUsage = errors.New("usage")
+// errUsage marks a bad command line already explained on stderr: exit
+// status 2, nothing more printed.
+var errUsage = cli.Usage(cli.ErrReported)
 
-// errFailed marks a drill whose attacks failed after the report was
-// printed: exit status 1 without repeating the errors.
-var errFailed = errors.New("drill failed")
-
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	}
-	return 1
-}
+// errFailed marks a drill whose failures were printed where they happened
+// (a demo may report several attacks and the sensor's own error): exit
+// status 1 without repeating them.
+var errFailed = fmt.Errorf("drill failed: %w", cli.ErrReported)
 
 const usage = `usage: attackmap-drill COMMAND [flags]
 
@@ -195,13 +181,11 @@ func runDrill(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	for _, p := range []string{cfg.AuthLog, cfg.AccessLog} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 			return err
 		}
 	}
 	if ov := orDefault(*overlay, "geoip-drill.mmdb"); ov != "-" {
 		if err := drill.WriteOverlay(ov); err != nil {
-			fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 			return err
 		}
 		fmt.Fprintf(stdout, "overlay:    %s\n", ov)
@@ -209,8 +193,7 @@ func runDrill(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "auth log:   %s\naccess log: %s\n\n", cfg.AuthLog, cfg.AccessLog)
 	rep, err := drill.Run(ctx, cfg)
 	if rep.Results == nil && err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err) // bad configuration
-		return errUsage
+		return cli.Usage(err) // bad configuration
 	}
 	var werr error
 	if *asJSON {
@@ -245,7 +228,6 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	if err := drill.WriteOverlay(fs.Arg(0)); err != nil {
-		fmt.Fprintf(stderr, "attackmap-drill: %v\n", err)
 		return err
 	}
 	fmt.Fprintln(stdout, fs.Arg(0))

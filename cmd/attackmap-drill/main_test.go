@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/attackmap/attackmap/drill"
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/oschwald/geoip2-golang/v2"
 )
 
@@ -16,7 +17,8 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := run(t.Context(), args, func(k string) string { return env[k] }, &out, &errb)
-	return out.String(), errb.String(), exitCode(err)
+	code = cli.Exit("attackmap-drill", err, &errb) // as main does
+	return out.String(), errb.String(), code
 }
 
 func TestBadCommandLinesExit2WithOneLine(t *testing.T) {

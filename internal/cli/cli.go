@@ -10,10 +10,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Exit statuses.
@@ -64,12 +68,28 @@ func Code(err error) int {
 	return ExitFailure
 }
 
-// Exit prints err (unless it is nil or flag.ErrHelp) as "prog: err" on
-// stderr and returns its exit status.
+// ErrReported marks a failure the command already explained on stderr
+// where it happened (a drill prints each attack that failed): Exit prints
+// nothing more for it. Wrapped in a UsageError it is a bad command line
+// already explained: exit status 2.
+var ErrReported = errors.New("failure already reported")
+
+// Exit prints err (unless it is nil, flag.ErrHelp or ErrReported) as
+// "prog: err" on stderr and returns its exit status.
 func Exit(prog string, err error, stderr io.Writer) int {
 	code := Code(err)
-	if code != ExitOK {
+	if code != ExitOK && !errors.Is(err, ErrReported) {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	}
 	return code
+}
+
+// Main is a command's whole main: it calls run with the process's
+// arguments, environment and output and a context that ends on SIGINT or
+// SIGTERM, and exits with Exit's status.
+func Main(prog string, run func(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(Exit(prog, err, os.Stderr))
 }

@@ -1,6 +1,7 @@
 // Package testkit holds the small helpers many packages' tests share: a log
-// sink goroutines can write to while the test reads it, and appending to a
-// file the code under test is following. It is imported only by tests.
+// sink goroutines can write to while the test reads it, appending to a
+// file the code under test is following, and a clock the test moves. It is
+// imported only by tests.
 package testkit
 
 import (
@@ -8,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SyncBuffer is a goroutine-safe log sink: a logger (or a child process's
@@ -46,4 +48,28 @@ func AppendFile(t testing.TB, path, data string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Clock is a clock the test sets and moves; its Now method stands in for
+// time.Now. It is safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock standing at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

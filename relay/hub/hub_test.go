@@ -122,11 +122,14 @@ func TestResumePoints(t *testing.T) {
 	}
 }
 
-// A subscriber whose next frame was overwritten in the ring cannot be served
-// without a gap and is cut off.
-func TestFallenOffTheRingIsCut(t *testing.T) {
-	h := New(Options{RingSize: 4, MaxQueue: 1 << 20, WriteTimeout: time.Minute})
-	defer h.Close()
+// cutBehindTheRing subscribes a client that reads nothing (small socket
+// buffers) to a hub with a ring of 4, publishes 64 frames of 64 KiB past
+// it, and waits for the subscriber to be cut off as slow. The hub is
+// closed when the test ends.
+func cutBehindTheRing(t *testing.T) (h *Hub, client net.Conn) {
+	t.Helper()
+	h = New(Options{RingSize: 4, MaxQueue: 1 << 20, WriteTimeout: time.Minute})
+	t.Cleanup(func() { _ = h.Close() })
 	server, client := tcpPair(t)
 	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
 	_ = client.(*net.TCPConn).SetReadBuffer(4096)
@@ -146,6 +149,13 @@ func TestFallenOffTheRingIsCut(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not cut off")
 	}
+	return h, client
+}
+
+// A subscriber whose next frame was overwritten in the ring cannot be served
+// without a gap and is cut off.
+func TestFallenOffTheRingIsCut(t *testing.T) {
+	h, _ := cutBehindTheRing(t)
 	if h.Len() != 0 {
 		t.Fatalf("Len %d after cut", h.Len())
 	}
@@ -283,27 +293,7 @@ func TestOldResumeGetsResetAndWindow(t *testing.T) {
 // A subscriber cut off as slow is reset, so the kernel drops its unsent
 // bytes instead of holding them: the client sees a reset, not a clean end.
 func TestSlowCutResetsTheConnection(t *testing.T) {
-	h := New(Options{RingSize: 4, MaxQueue: 1 << 20, WriteTimeout: time.Minute})
-	defer h.Close()
-	server, client := tcpPair(t)
-	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
-	_ = client.(*net.TCPConn).SetReadBuffer(4096)
-	closed := make(chan Reason, 1)
-	if _, err := h.Subscribe(ConnSink(server, time.Minute), nil, false, 0, func(r Reason) { closed <- r }); err != nil {
-		t.Fatal(err)
-	}
-	big := bytes.Repeat([]byte("x"), 64<<10)
-	for seq := uint64(1); seq <= 64; seq++ {
-		_ = h.Publish(&Frame{Seq: seq, Data: big})
-	}
-	select {
-	case r := <-closed:
-		if r != ReasonSlow {
-			t.Fatalf("reason %v", r)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("not cut off")
-	}
+	_, client := cutBehindTheRing(t)
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := io.Copy(io.Discard, client)
 	if err == nil || !strings.Contains(err.Error(), "reset") {

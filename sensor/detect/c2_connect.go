@@ -44,10 +44,7 @@ type c2State struct {
 func newC2Connect(e *Engine) *c2Connect {
 	d := &c2Connect{cfg: e.cfg.C2Connect}
 	d.t = newTracker(e, func(s *c2State) int64 {
-		if s.ep == nil {
-			return 0
-		}
-		return s.ep.last + int64(e.cfg.Cooldown)
+		return e.keepUntil(0, s.ep)
 	})
 	return d
 }

@@ -95,12 +95,8 @@ func newCredentialStuffing(e *Engine) *credentialStuffing {
 		wpPaths:    lowerAll(e.cfg.CredentialStuffing.WPPaths),
 	}
 	d.t = newTracker(e, func(s *credState) int64 {
-		exp := max(s.users.drainedAt(d.cfg.SSHUsers), s.http.drainedAt(d.cfg.HTTPFailures), s.wp.drainedAt(d.cfg.WordPress),
-			s.web.login.drainedAt(d.cfg.LoginPosts))
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(max(s.users.drainedAt(d.cfg.SSHUsers), s.http.drainedAt(d.cfg.HTTPFailures),
+			s.wp.drainedAt(d.cfg.WordPress), s.web.login.drainedAt(d.cfg.LoginPosts)), s.ep)
 	})
 	return d
 }

@@ -374,6 +374,16 @@ func (e *Engine) open(det string, ip string, base incident.Severity, threshold i
 	return ep
 }
 
+// keepUntil is how long a tracker keeps a source's state: until exp (when
+// its buckets drained) and, with an open incident, until that incident's
+// cooldown ends, so that later events still update the same incident.
+func (e *Engine) keepUntil(exp int64, ep *episode) int64 {
+	if ep != nil {
+		exp = max(exp, ep.last+int64(e.cfg.Cooldown))
+	}
+	return exp
+}
+
 // over reports whether the episode's cooldown ended before now.
 func (e *Engine) over(ep *episode, now int64) bool {
 	return ep == nil || now-ep.last > int64(e.cfg.Cooldown)

@@ -102,10 +102,7 @@ func ignoredAddr(e *Engine, a netip.Addr) string {
 }
 
 func (d *sshBruteforce) explain(e *Engine, ev *event.Event) string {
-	if ev.Kind == event.KindSSHFailed && !isAttempt(ev) {
-		return "ignored: " + detailOr(ev) + " is not an authentication attempt"
-	}
-	st, why := peekState(e, d.t, ev.SrcIP)
+	st, why := peekAttempt(e, d.t, ev)
 	if st == nil {
 		return why
 	}
@@ -115,10 +112,7 @@ func (d *sshBruteforce) explain(e *Engine, ev *event.Event) string {
 }
 
 func (d *credentialStuffing) explain(e *Engine, ev *event.Event) string {
-	if ev.Kind == event.KindSSHFailed && !isAttempt(ev) {
-		return "ignored: " + detailOr(ev) + " is not an authentication attempt"
-	}
-	st, why := peekState(e, d.t, ev.SrcIP)
+	st, why := peekAttempt(e, d.t, ev)
 	if st == nil {
 		return why
 	}
@@ -182,6 +176,15 @@ func peekState[S any](e *Engine, t *tracker[S], a netip.Addr) (*S, string) {
 		return st, ""
 	}
 	return nil, "no state"
+}
+
+// peekAttempt is peekState for the detectors that count login attempts: a
+// failed-login line that is no authentication attempt is ignored first.
+func peekAttempt[S any](e *Engine, t *tracker[S], ev *event.Event) (*S, string) {
+	if ev.Kind == event.KindSSHFailed && !isAttempt(ev) {
+		return nil, "ignored: " + detailOr(ev) + " is not an authentication attempt"
+	}
+	return peekState(e, t, ev.SrcIP)
 }
 
 // detailOr names an event's detail, or its kind when it has none.

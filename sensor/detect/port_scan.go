@@ -70,11 +70,7 @@ type scanState struct {
 func newPortScan(e *Engine) *portScan {
 	d := &portScan{cfg: e.cfg.PortScan}
 	d.t = newTracker(e, func(s *scanState) int64 {
-		exp := s.ports.drainedAt(d.cfg.Ports)
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(s.ports.drainedAt(d.cfg.Ports), s.ep)
 	})
 	return d
 }

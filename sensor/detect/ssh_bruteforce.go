@@ -67,11 +67,7 @@ type sshState struct {
 func newSSHBruteforce(e *Engine) *sshBruteforce {
 	d := &sshBruteforce{cfg: e.cfg.SSHBruteforce}
 	d.t = newTracker(e, func(s *sshState) int64 {
-		exp := max(s.fast.drainedAt(d.cfg.Fast), s.slow.drainedAt(d.cfg.Slow))
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(max(s.fast.drainedAt(d.cfg.Fast), s.slow.drainedAt(d.cfg.Slow)), s.ep)
 	})
 	return d
 }

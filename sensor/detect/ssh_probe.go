@@ -104,10 +104,7 @@ func newSSHProbe(e *Engine) *sshProbe {
 		if s.lastAuth != 0 {
 			exp = max(exp, s.lastAuth+int64(d.cfg.AfterAuth))
 		}
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(exp, s.ep)
 	})
 	return d
 }

@@ -72,11 +72,7 @@ type timeoutState struct {
 func newSSHTimeoutStorm(e *Engine) *sshTimeoutStorm {
 	d := &sshTimeoutStorm{cfg: e.cfg.SSHTimeoutStorm}
 	d.t = newTracker(e, func(s *timeoutState) int64 {
-		exp := s.timeouts.drainedAt(d.cfg.Timeouts)
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(s.timeouts.drainedAt(d.cfg.Timeouts), s.ep)
 	})
 	return d
 }

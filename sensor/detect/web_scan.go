@@ -330,11 +330,7 @@ func newWebScan(e *Engine) *webScan {
 		d.statuses[s] = true
 	}
 	d.t = newTracker(e, func(s *webState) int64 {
-		exp := s.score.drainedAt(d.cfg.Score)
-		if s.ep != nil {
-			exp = max(exp, s.ep.last+int64(e.cfg.Cooldown))
-		}
-		return exp
+		return e.keepUntil(s.score.drainedAt(d.cfg.Score), s.ep)
 	})
 	return d
 }

@@ -24,15 +24,30 @@ import (
 	"github.com/attackmap/attackmap/sensor/logparse"
 )
 
-// rootOnly skips tests that change the kernel's firewall.
-func rootOnly(t *testing.T) {
+// needRoot skips a test unless it runs as root (for why) with the command
+// cmd, from the Debian package pkg, installed. CI runs these tests as root.
+func needRoot(t *testing.T, why, cmd, pkg string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (nftables netlink, /proc of every process); CI runs it as root")
+		t.Skip("needs root (" + why + "); CI runs it as root")
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs the nft command to observe the ruleset (Debian package nftables)")
+	if _, err := exec.LookPath(cmd); err != nil {
+		t.Skip("needs the " + cmd + " command (Debian package " + pkg + ")")
 	}
+}
+
+// needNFT skips tests that change the kernel's firewall; they observe the
+// ruleset with nft.
+func needNFT(t *testing.T) {
+	t.Helper()
+	needRoot(t, "nftables netlink, /proc of every process", "nft", "nftables")
+}
+
+// needXDP skips tests that need a kernel with XDP, network namespaces and
+// veth pairs, made with ip(8).
+func needXDP(t *testing.T) {
+	t.Helper()
+	needRoot(t, "XDP programs, network namespaces, veth pairs", "ip", "iproute2")
 }
 
 var tableSeq atomic.Int64

@@ -109,14 +109,20 @@ func (n *nft) present(c *nftables.Conn) (bool, error) {
 	return false, nil
 }
 
+// open dials and reports whether the table exists. The caller holds mu.
+func (n *nft) open() (*nftables.Conn, bool, error) {
+	c, err := n.dial()
+	if err != nil {
+		return nil, false, err
+	}
+	ok, err := n.present(c)
+	return c, ok, err
+}
+
 func (n *nft) Ensure(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.dial()
-	if err != nil {
-		return err
-	}
-	ok, err := n.present(c)
+	c, ok, err := n.open()
 	if err != nil {
 		return err
 	}
@@ -290,11 +296,8 @@ func (n *nft) Remove(ctx context.Context, addr netip.Addr) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.dial()
-	if err != nil {
-		return err
-	}
-	if ok, err := n.present(c); err != nil || !ok {
+	c, ok, err := n.open()
+	if err != nil || !ok {
 		return err // no table, nothing blocked
 	}
 	set := n.setFor(addr)
@@ -314,11 +317,8 @@ func (n *nft) Remove(ctx context.Context, addr netip.Addr) error {
 func (n *nft) List(ctx context.Context) ([]Entry, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.dial()
-	if err != nil {
-		return nil, err
-	}
-	if ok, err := n.present(c); err != nil || !ok {
+	c, ok, err := n.open()
+	if err != nil || !ok {
 		return nil, err
 	}
 	now := time.Now()
@@ -346,11 +346,7 @@ func (n *nft) List(ctx context.Context) ([]Entry, error) {
 func (n *nft) Flush(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.dial()
-	if err != nil {
-		return err
-	}
-	ok, err := n.present(c)
+	c, ok, err := n.open()
 	if err != nil || !ok {
 		return err
 	}
@@ -365,11 +361,8 @@ func (n *nft) Flush(ctx context.Context) error {
 func (n *nft) Drops() (uint64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.dial()
-	if err != nil {
-		return 0, err
-	}
-	if ok, err := n.present(c); err != nil || !ok {
+	c, ok, err := n.open()
+	if err != nil || !ok {
 		return 0, err
 	}
 	rules, err := c.GetRules(n.table, n.chain)

@@ -18,7 +18,7 @@ import (
 )
 
 func TestNFTablesBlocksTheBruteForcerAndTheKernelExpiresIt(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	before := ruleset(t)
 	dst := listener(t)
@@ -83,7 +83,7 @@ func TestNFTablesBlocksTheBruteForcerAndTheKernelExpiresIt(t *testing.T) {
 }
 
 func TestNFTablesEnsureIsIdempotentAndRepairs(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	ctx := context.Background()
 	nb, err := newNFTables(NFTablesOptions{Table: table, Priority: -10})
@@ -172,7 +172,7 @@ func TestNFTablesEnsureIsIdempotentAndRepairs(t *testing.T) {
 }
 
 func TestRestartReconcilesTheKernelWithTheState(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -248,7 +248,7 @@ func TestRestartReconcilesTheKernelWithTheState(t *testing.T) {
 }
 
 func TestSafetyRulesNeverBlock(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	before := ruleset(t)
 
@@ -352,7 +352,7 @@ func TestSafetyRulesNeverBlock(t *testing.T) {
 }
 
 func TestDryRunChangesNothingInTheKernel(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	before := ruleset(t)
 	cfg := blockingConfig(table)

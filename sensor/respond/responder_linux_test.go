@@ -21,7 +21,7 @@ func (c *fakeClock) now() time.Time          { return time.Now().Add(time.Durati
 func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func TestTTLLadderEscalatesForRepeatOffenders(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	var clk fakeClock
 	cfg := blockingConfig(table)
@@ -62,7 +62,7 @@ func TestTTLLadderEscalatesForRepeatOffenders(t *testing.T) {
 }
 
 func TestCapsRefuseBlocksOverTheLimits(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	t.Run("new blocks per minute", func(t *testing.T) {
 		var clk fakeClock
 		cfg := blockingConfig(testTable(t))
@@ -101,7 +101,7 @@ func TestCapsRefuseBlocksOverTheLimits(t *testing.T) {
 }
 
 func TestOnlyConfiguredDetectorsAndSeveritiesAreConsidered(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	cfg := blockingConfig(testTable(t))
 	dir := t.TempDir()
 	h := startResponder(t, cfg, dir, nil)
@@ -123,7 +123,7 @@ func TestOnlyConfiguredDetectorsAndSeveritiesAreConsidered(t *testing.T) {
 }
 
 func TestAnnotateKeepsTheActionOnLaterCopies(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	h := startResponder(t, blockingConfig(testTable(t)), t.TempDir(), nil)
 	in := testIncident("ssh_bruteforce", "192.0.2.60", incident.High)
 	h.decide(t, in)
@@ -142,7 +142,7 @@ func TestAnnotateKeepsTheActionOnLaterCopies(t *testing.T) {
 }
 
 func TestControlSocketAndDirectModeManageBlocks(t *testing.T) {
-	rootOnly(t)
+	needNFT(t)
 	table := testTable(t)
 	cfg := blockingConfig(table)
 	dir := t.TempDir()

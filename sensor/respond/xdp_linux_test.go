@@ -22,17 +22,6 @@ import (
 	"github.com/attackmap/attackmap/sensor/respond/internal/vethns"
 )
 
-// needRoot skips a test that needs root, a kernel with XDP and ip(8).
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (XDP programs, network namespaces, veth pairs)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
-}
-
 // newPair creates a veth pair into a fresh namespace with two source
 // addresses per family there (index 0 is the one tests block), removed
 // when the test ends, also on failure.
@@ -144,7 +133,7 @@ func (u *udpProbe) exchange(n int, srcs ...netip.Addr) map[netip.Addr]int {
 }
 
 func TestXDPDropsOnlyTheBlockedSource(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	const n = 25
 	for _, tt := range []struct {
 		name string
@@ -210,7 +199,7 @@ func TestXDPDropsOnlyTheBlockedSource(t *testing.T) {
 }
 
 func TestXDPEntryStopsDroppingWhenItExpires(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	p := newPair(t)
 	x := ensureXDP(t, XDPConfig{Interfaces: []string{p.Host}, Mode: XDPModeGeneric}, nil)
 	u := newUDPProbe(t, p, false)
@@ -245,7 +234,7 @@ func TestXDPEntryStopsDroppingWhenItExpires(t *testing.T) {
 }
 
 func TestXDPProgramIgnoresAnExpiredEntryBeforeTheSweep(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	p := newPair(t)
 	x := ensureXDP(t, XDPConfig{Interfaces: []string{p.Host}, Mode: XDPModeGeneric}, nil)
 	x.stopSweeper() // only the program's own check is left
@@ -279,7 +268,7 @@ func TestXDPProgramIgnoresAnExpiredEntryBeforeTheSweep(t *testing.T) {
 }
 
 func TestXDPAddRemoveList(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	p := newPair(t)
 	x := ensureXDP(t, XDPConfig{Interfaces: []string{p.Host}, Mode: XDPModeGeneric, MaxEntries: 3}, nil)
 	ctx := context.Background()
@@ -340,7 +329,7 @@ func TestXDPAddRemoveList(t *testing.T) {
 }
 
 func TestXDPAutoModeFallsBackToGeneric(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	// dummy, ifb and bridge devices have no native XDP: auto must fall
 	// back and say so. Kernels build some of them as modules: use the
 	// first one this kernel can create.
@@ -375,7 +364,7 @@ func TestXDPAutoModeFallsBackToGeneric(t *testing.T) {
 }
 
 func TestXDPSecondProcessAdoptsTheRunningProgram(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	p := newPair(t)
 	ctx := context.Background()
 	cfg := XDPConfig{Interfaces: []string{p.Host}, Mode: XDPModeGeneric}
@@ -412,7 +401,7 @@ func TestXDPSecondProcessAdoptsTheRunningProgram(t *testing.T) {
 }
 
 func TestXDPCloseAndFlushLeaveNoProgram(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	for _, tt := range []struct {
 		name string
 		end  func(*XDP) error
@@ -443,7 +432,7 @@ func TestXDPCloseAndFlushLeaveNoProgram(t *testing.T) {
 }
 
 func TestXDPEnsureReattachesToARecreatedInterface(t *testing.T) {
-	needRoot(t)
+	needXDP(t)
 	p := newPair(t)
 	x := ensureXDP(t, XDPConfig{Interfaces: []string{p.Host}, Mode: XDPModeGeneric}, nil)
 	if err := x.Add(context.Background(), p.PeerV4[0], time.Hour); err != nil {

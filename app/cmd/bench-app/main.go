@@ -299,15 +299,13 @@ func screenshot(site, tmp, out string) error {
 		return err
 	}
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, "profile-shot"), 1400, 860)
-	defer stop()
 	if err := srv.Publish(realistic(time.Now().UTC())...); err != nil {
 		return err
 	}
-	var png []byte
-	if err := chromedp.Run(bctx,
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return capture(tmp, out, "1",
 		chromedp.Navigate(srv.URL+"/live"),
 		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
 		chromedp.ActionFunc(func(ctx context.Context) error {
@@ -315,21 +313,7 @@ func screenshot(site, tmp, out string) error {
 			return srv.Publish(realisticWave(time.Now().UTC())...)
 		}),
 		chromedp.Sleep(900*time.Millisecond),
-		chromedp.Click(`#list button[data-idx="1"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#details`, chromedp.ByQuery),
-		chromedp.Sleep(300*time.Millisecond),
-		chromedp.CaptureScreenshot(&png),
-	); err != nil {
-		return err
-	}
-	if len(png) == 0 {
-		return errNoScreenshot
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	fmt.Println("wrote", out)
-	return os.WriteFile(out, png, 0o644)
+	)
 }
 
 // screenshotURL photographs the map at url as it is (for the README: a
@@ -340,22 +324,31 @@ func screenshotURL(url, out string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	return capture(tmp, out, "0",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#list button[data-idx="0"]`, chromedp.ByQuery),
+		chromedp.Sleep(1500*time.Millisecond),
+	)
+}
+
+// capture runs steps in a 1400x860 browser (its profile under tmp), then
+// opens the details of the list's entry idx and writes the picture to out
+// as PNG.
+func capture(tmp, out, idx string, steps ...chromedp.Action) error {
 	// Two minutes: the page loads app.wasm and waits for the relay's feed.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bctx, stop := e2e.Browser(ctx, filepath.Join(tmp, "profile-shot"), 1400, 860)
 	defer stop()
 	var png []byte
-	if err := chromedp.Run(bctx,
-		chromedp.Navigate(url),
-		chromedp.WaitVisible(`#status.st-live`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#list button[data-idx="0"]`, chromedp.ByQuery),
-		chromedp.Sleep(1500*time.Millisecond),
-		chromedp.Click(`#list button[data-idx="0"]`, chromedp.ByQuery),
+	steps = append(steps,
+		chromedp.Click(`#list button[data-idx="`+idx+`"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#details`, chromedp.ByQuery),
 		chromedp.Sleep(300*time.Millisecond),
 		chromedp.CaptureScreenshot(&png),
-	); err != nil {
+	)
+	if err := chromedp.Run(bctx, steps...); err != nil {
 		return err
 	}
 	if len(png) == 0 {
@@ -394,24 +387,27 @@ var sources = []struct {
 	{"port_scan", "Port scan", incident.Info},
 }
 
+// realistic is the map's picture: 90 incidents over the last 4 minutes.
 func realistic(now time.Time) []incident.Incident {
-	r := rand.New(rand.NewPCG(7, 11))
-	var out []incident.Incident
-	for i := 0; i < 90; i++ {
-		c := cities[r.IntN(len(cities))]
-		s := sources[r.IntN(len(sources))]
-		out = append(out, cityIncident(i, c, s.src, s.title, s.sev, now.Add(-time.Duration(r.IntN(240))*time.Second), r))
-	}
-	return out
+	return spread(rand.New(rand.NewPCG(7, 11)), 90, 0, func(r *rand.Rand) time.Time {
+		return now.Add(-time.Duration(r.IntN(240)) * time.Second)
+	})
 }
 
+// realisticWave is a fresh wave of 12 incidents at now, so that some
+// markers pulse.
 func realisticWave(now time.Time) []incident.Incident {
-	r := rand.New(rand.NewPCG(3, 5))
+	return spread(rand.New(rand.NewPCG(3, 5)), 12, 1000, func(*rand.Rand) time.Time { return now })
+}
+
+// spread draws n incidents from cities and sources with r, numbered from
+// first, each at at(r).
+func spread(r *rand.Rand, n, first int, at func(*rand.Rand) time.Time) []incident.Incident {
 	var out []incident.Incident
-	for i := 0; i < 12; i++ {
+	for i := range n {
 		c := cities[r.IntN(len(cities))]
 		s := sources[r.IntN(len(sources))]
-		out = append(out, cityIncident(1000+i, c, s.src, s.title, s.sev, now, r))
+		out = append(out, cityIncident(first+i, c, s.src, s.title, s.sev, at(r), r))
 	}
 	return out
 }

@@ -23,8 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/enrich/cache"
-	"github.com/attackmap/attackmap/sensor/enrich/cooldown"
+	"github.com/attackmap/attackmap/sensor/enrich/remote"
 )
 
 // DefaultURL is the check endpoint.
@@ -77,12 +76,8 @@ type Report struct {
 
 // Client checks addresses. It is safe for concurrent use.
 type Client struct {
-	opts  Options
-	http  *http.Client
-	log   *slog.Logger
-	cache *cache.Cache[netip.Addr, Report]
-
-	quiet *cooldown.Cooldown
+	opts Options
+	svc  remote.Base[Report]
 
 	mu   sync.Mutex
 	day  string // UTC date the budget counts
@@ -97,39 +92,18 @@ func New(opts Options) (*Client, error) {
 	if opts.URL == "" {
 		opts.URL = DefaultURL
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 3 * time.Second
-	}
 	if opts.DailyBudget <= 0 {
 		opts.DailyBudget = 1000
 	}
 	if opts.MaxAgeDays <= 0 {
 		opts.MaxAgeDays = 90
 	}
-	if opts.CacheSize <= 0 {
-		opts.CacheSize = 10_000
-	}
-	if opts.CacheTTL <= 0 {
-		opts.CacheTTL = 24 * time.Hour
-	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	if opts.ErrorPause <= 0 {
-		opts.ErrorPause = 30 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	c := &Client{opts: opts, http: opts.HTTPClient, log: opts.Logger}
-	if c.http == nil {
-		c.http = &http.Client{Timeout: opts.Timeout}
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	c.cache = cache.New[netip.Addr, Report](opts.CacheSize, opts.CacheTTL, opts.Now)
-	c.quiet = cooldown.New("abuseipdb", opts.ErrorPause, opts.Now, c.log)
+	c := &Client{opts: opts}
+	c.svc = remote.New[Report](remote.Options{Name: "abuseipdb", HTTPClient: opts.HTTPClient, Timeout: opts.Timeout,
+		CacheSize: opts.CacheSize, CacheTTL: opts.CacheTTL, ErrorPause: opts.ErrorPause, Logger: opts.Logger, Now: opts.Now})
 	return c, nil
 }
 
@@ -138,7 +112,7 @@ func (c *Client) Used() (today int, failures uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rollDayLocked()
-	return c.used, c.quiet.Failures()
+	return c.used, c.svc.Quiet.Failures()
 }
 
 // CheckAll checks the addresses (from the cache, else with up to Parallel
@@ -149,17 +123,12 @@ func (c *Client) CheckAll(ctx context.Context, ips []netip.Addr) map[netip.Addr]
 	var mu sync.Mutex
 	sem := make(chan struct{}, c.opts.Parallel)
 	var wg sync.WaitGroup
-	seen := map[netip.Addr]bool{}
-	for _, ip := range ips {
-		ip = ip.Unmap()
-		if !ip.IsValid() || seen[ip] {
-			continue
-		}
-		seen[ip] = true
-		if r, ok := c.cache.Get(ip); ok {
-			out[ip] = r
-			continue
-		}
+	hit := func(ip netip.Addr, r Report) {
+		mu.Lock()
+		out[ip] = r
+		mu.Unlock()
+	}
+	for ip := range c.svc.Uncached(ips, hit) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -172,12 +141,10 @@ func (c *Client) CheckAll(ctx context.Context, ips []netip.Addr) map[netip.Addr]
 			defer func() { <-sem }()
 			r, err := c.check(ctx, ip)
 			if err != nil {
-				c.log.Debug("abuseipdb: check", "err", err)
+				c.svc.Log.Debug("abuseipdb: check", "err", err)
 				return
 			}
-			mu.Lock()
-			out[ip] = r
-			mu.Unlock()
+			hit(ip, r)
 		}()
 	}
 	wg.Wait()
@@ -187,7 +154,7 @@ func (c *Client) CheckAll(ctx context.Context, ips []netip.Addr) map[netip.Addr]
 // Check checks one address.
 func (c *Client) Check(ctx context.Context, ip netip.Addr) (Report, error) {
 	ip = ip.Unmap()
-	if r, ok := c.cache.Get(ip); ok {
+	if r, ok := c.svc.Cache.Get(ip); ok {
 		return r, nil
 	}
 	return c.check(ctx, ip)
@@ -199,7 +166,7 @@ var (
 )
 
 func (c *Client) rollDayLocked() {
-	if day := c.opts.Now().UTC().Format(time.DateOnly); day != c.day {
+	if day := c.svc.Now().UTC().Format(time.DateOnly); day != c.day {
 		c.day, c.used = day, 0
 	}
 }
@@ -208,7 +175,7 @@ func (c *Client) check(ctx context.Context, ip netip.Addr) (Report, error) {
 	c.mu.Lock()
 	c.rollDayLocked()
 	switch {
-	case c.quiet.Active():
+	case c.svc.Quiet.Active():
 		c.mu.Unlock()
 		return Report{}, errPaused
 	case c.used >= c.opts.DailyBudget:
@@ -219,7 +186,7 @@ func (c *Client) check(ctx context.Context, ip netip.Addr) (Report, error) {
 	c.mu.Unlock()
 
 	q := url.Values{"ipAddress": {ip.String()}, "maxAgeInDays": {strconv.Itoa(c.opts.MaxAgeDays)}}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.svc.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.URL+"?"+q.Encode(), nil)
 	if err != nil {
@@ -227,7 +194,7 @@ func (c *Client) check(ctx context.Context, ip netip.Addr) (Report, error) {
 	}
 	req.Header.Set("Key", c.opts.Key)
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.svc.HTTP.Do(req)
 	if err != nil {
 		return Report{}, c.fail(fmt.Errorf("abuseipdb: %w", err), 0)
 	}
@@ -253,7 +220,7 @@ func (c *Client) check(ctx context.Context, ip netip.Addr) (Report, error) {
 	if err != nil {
 		return Report{}, c.fail(err, 0)
 	}
-	c.cache.Put(ip, r)
+	c.svc.Cache.Put(ip, r)
 	return r, nil
 }
 
@@ -320,16 +287,16 @@ func (c *Client) honourRateLimit(h http.Header) {
 		return
 	}
 	// Without a usable reset time: Retry-After when given, else an hour.
-	until := c.opts.Now().Add(time.Hour)
+	until := c.svc.Now().Add(time.Hour)
 	if h.Get("Retry-After") != "" {
-		until = c.opts.Now().Add(retryAfter(h))
+		until = c.svc.Now().Add(retryAfter(h))
 	}
 	if reset, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil {
-		if t := time.Unix(reset, 0); t.After(c.opts.Now()) && t.Before(c.opts.Now().Add(25*time.Hour)) {
+		if t := time.Unix(reset, 0); t.After(c.svc.Now()) && t.Before(c.svc.Now().Add(25*time.Hour)) {
 			until = t
 		}
 	}
-	c.quiet.Until(until)
+	c.svc.Quiet.Until(until)
 }
 
 // retryAfter reads Retry-After (seconds), defaulting to a minute and capped
@@ -342,4 +309,4 @@ func retryAfter(h http.Header) time.Duration {
 }
 
 // fail counts a failure and pauses the client for pause (or ErrorPause).
-func (c *Client) fail(err error, pause time.Duration) error { return c.quiet.Fail(err, pause) }
+func (c *Client) fail(err error, pause time.Duration) error { return c.svc.Quiet.Fail(err, pause) }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // fakeAbuseIPDB speaks the v2 check API: GET /api/v2/check?ipAddress=A with
@@ -72,24 +74,12 @@ func (f *fakeAbuseIPDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		`"isTor":%v,"totalReports":57,"numDistinctUsers":20,"lastReportedAt":"2026-03-22T14:00:00+00:00"}}`, ip, score, tor)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T, opts Options) (*fakeAbuseIPDB, *Client, *clock) {
+func setup(t *testing.T, opts Options) (*fakeAbuseIPDB, *Client, *testkit.Clock) {
 	t.Helper()
 	f := &fakeAbuseIPDB{}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	clk := &clock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC))
 	opts.URL = srv.URL + "/api/v2/check"
 	opts.Now = clk.Now
 	if opts.Key == "" {

@@ -26,8 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/attackmap/attackmap/sensor/enrich/cache"
-	"github.com/attackmap/attackmap/sensor/enrich/cooldown"
+	"github.com/attackmap/attackmap/sensor/enrich/remote"
 	"github.com/attackmap/attackmap/sensor/geoip"
 )
 
@@ -74,12 +73,8 @@ type Options struct {
 
 // Client queries ip-api. It is safe for concurrent use.
 type Client struct {
-	opts  Options
-	http  *http.Client
-	log   *slog.Logger
-	cache *cache.Cache[netip.Addr, geoip.Result]
-
-	quiet *cooldown.Cooldown
+	opts Options
+	svc  remote.Base[geoip.Result]
 
 	mu       sync.Mutex
 	requests uint64
@@ -90,30 +85,9 @@ func New(opts Options) *Client {
 	if opts.URL == "" {
 		opts.URL = DefaultURL
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 3 * time.Second
-	}
-	if opts.CacheSize <= 0 {
-		opts.CacheSize = 10_000
-	}
-	if opts.CacheTTL <= 0 {
-		opts.CacheTTL = 24 * time.Hour
-	}
-	if opts.ErrorPause <= 0 {
-		opts.ErrorPause = 30 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	c := &Client{opts: opts, http: opts.HTTPClient, log: opts.Logger}
-	if c.http == nil {
-		c.http = &http.Client{Timeout: opts.Timeout}
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	c.cache = cache.New[netip.Addr, geoip.Result](opts.CacheSize, opts.CacheTTL, opts.Now)
-	c.quiet = cooldown.New("ipapi", opts.ErrorPause, opts.Now, c.log)
+	c := &Client{opts: opts}
+	c.svc = remote.New[geoip.Result](remote.Options{Name: "ipapi", HTTPClient: opts.HTTPClient, Timeout: opts.Timeout,
+		CacheSize: opts.CacheSize, CacheTTL: opts.CacheTTL, ErrorPause: opts.ErrorPause, Logger: opts.Logger, Now: opts.Now})
 	return c
 }
 
@@ -121,7 +95,7 @@ func New(opts Options) *Client {
 func (c *Client) Stats() (requests, failures uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.requests, c.quiet.Failures()
+	return c.requests, c.svc.Quiet.Failures()
 }
 
 // Lookup places the addresses it can: from the cache, then with one request
@@ -130,25 +104,18 @@ func (c *Client) Stats() (requests, failures uint64) {
 func (c *Client) Lookup(ctx context.Context, ips []netip.Addr) map[netip.Addr]geoip.Result {
 	out := map[netip.Addr]geoip.Result{}
 	var todo []netip.Addr
-	seen := map[netip.Addr]bool{}
-	for _, ip := range ips {
-		ip = ip.Unmap()
-		if !ip.IsValid() || seen[ip] {
-			continue
+	hit := func(ip netip.Addr, r geoip.Result) {
+		if r.Found() {
+			out[ip] = r
 		}
-		seen[ip] = true
-		if r, ok := c.cache.Get(ip); ok {
-			if r.Found() {
-				out[ip] = r
-			}
-			continue
-		}
+	}
+	for ip := range c.svc.Uncached(ips, hit) {
 		todo = append(todo, ip)
 	}
 	for len(todo) > 0 {
 		n := min(len(todo), MaxBatch)
 		if err := c.batch(ctx, todo[:n], out); err != nil {
-			c.log.Debug("ipapi: batch", "err", err)
+			c.svc.Log.Debug("ipapi: batch", "err", err)
 			break
 		}
 		todo = todo[n:]
@@ -174,7 +141,7 @@ type Answer struct {
 }
 
 func (c *Client) batch(ctx context.Context, ips []netip.Addr, out map[netip.Addr]geoip.Result) error {
-	if c.quiet.Active() {
+	if c.svc.Quiet.Active() {
 		return errPaused
 	}
 	c.mu.Lock()
@@ -192,14 +159,14 @@ func (c *Client) batch(ctx context.Context, ips []netip.Addr, out map[netip.Addr
 	} else {
 		u += "?fields=" + fields
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.svc.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
 		return c.fail(fmt.Errorf("ipapi: %w", err), 0)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.svc.HTTP.Do(req)
 	if err != nil {
 		return c.fail(fmt.Errorf("ipapi: %w", err), 0)
 	}
@@ -231,7 +198,7 @@ func (c *Client) batch(ctx context.Context, ips []netip.Addr, out map[netip.Addr
 			continue
 		}
 		r := a.result()
-		c.cache.Put(ip, r) // also "fail" answers: no need to ask again today
+		c.svc.Cache.Put(ip, r) // also "fail" answers: no need to ask again today
 		if r.Found() {
 			out[ip] = r
 		}
@@ -290,12 +257,12 @@ func (c *Client) honourRateLimit(resp *http.Response) {
 	}
 	if rl := headerInt(resp.Header, "X-Rl", 1); rl <= 0 {
 		ttl := headerInt(resp.Header, "X-Ttl", 60)
-		c.quiet.Until(c.opts.Now().Add(time.Duration(ttl) * time.Second))
+		c.svc.Quiet.Until(c.svc.Now().Add(time.Duration(ttl) * time.Second))
 	}
 }
 
 // fail counts a failure and pauses the client for pause (or ErrorPause).
-func (c *Client) fail(err error, pause time.Duration) error { return c.quiet.Fail(err, pause) }
+func (c *Client) fail(err error, pause time.Duration) error { return c.svc.Quiet.Fail(err, pause) }
 
 // headerInt reads a non-negative integer header, capped at a day so that a
 // hostile header cannot switch the client off for years.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // fakeIPAPI speaks ip-api.com's batch API: POST a JSON array of addresses
@@ -85,24 +87,12 @@ func (f *fakeIPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T) (*fakeIPAPI, *Client, *clock) {
+func setup(t *testing.T) (*fakeIPAPI, *Client, *testkit.Clock) {
 	t.Helper()
 	f := &fakeIPAPI{}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	clk := &clock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC))
 	c := New(Options{URL: srv.URL + "/batch", Now: clk.Now, Timeout: 2 * time.Second})
 	return f, c, clk
 }
