@@ -11,6 +11,7 @@ require (
 	github.com/coder/websocket v1.8.14
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/google/nftables v0.3.0
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/maxence-charriere/go-app/v10 v10.1.11
 	github.com/maxmind/mmdbwriter v1.1.0
 	github.com/nats-io/nats-server/v2 v2.15.2
