@@ -1,13 +1,10 @@
 package relay
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // clusterProc is one attackmap-relay process of a cluster.
@@ -25,7 +22,7 @@ type clusterProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
-	logs *syncLog
+	logs *testkit.SyncBuffer
 	done chan struct{}
 }
 
@@ -54,36 +51,15 @@ func startClusterProcs(t *testing.T, bin string, n int) ([]*clusterProc, string)
 	for _, a := range routes {
 		urls = append(urls, "nats://"+a)
 	}
-	listenRe := regexp.MustCompile(`msg="relay listening" addr=(\S+)`)
 	ps := make([]*clusterProc, n)
 	addrs := make([]chan string, n)
 	for i := range n {
 		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "",
 			"--data", filepath.Join(dir, "data-"+strconv.Itoa(i)), "--token-file", tokFile, "--ingest-rate", "-1",
 			"--nats-listen", routes[i], "--nats-routes", strings.Join(urls, ","), "--nats-name", "proc-"+strconv.Itoa(i))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &clusterProc{t: t, cmd: cmd, logs: &syncLog{}, done: make(chan struct{})}
-		ps[i] = p
-		addrs[i] = make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				p.logs.add(sc.Text() + "\n")
-				if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-					addrs[i] <- m[1]
-				}
-			}
-			_ = cmd.Wait()
-			close(p.done)
-		}()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-p.done
-		})
+		l := startLogged(t, cmd)
+		ps[i] = &clusterProc{t: t, cmd: cmd, logs: l.logs, done: l.done}
+		addrs[i] = l.addr
 	}
 	for i, p := range ps {
 		select {
@@ -179,10 +155,7 @@ func TestClusterProcessesSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the relay binary and runs a three-node cluster; some seconds")
 	}
-	bin := filepath.Join(t.TempDir(), "attackmap-relay")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/attackmap/attackmap/cmd/attackmap-relay").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildRelayBinary(t)
 	ps, tok := startClusterProcs(t, bin, 3)
 	a, b, c := ps[0], ps[1], ps[2]
 	browser := follow(b.url(), c.url())
@@ -192,47 +165,9 @@ func TestClusterProcessesSurviveSIGKILL(t *testing.T) {
 	var acked []string
 	var slowest time.Duration
 	push := func(prefix string, batches int, during func(i int)) {
-		var s *sensor
-		var batchStart time.Time // first attempt of the batch in hand
-		for i := 0; i < batches; {
-			if during != nil {
-				during(i)
-			}
-			if s == nil {
-				conn, err := dialIngest(a.url(), tok)
-				if err != nil {
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				s = &sensor{t: t, c: conn}
-			}
-			var raws []json.RawMessage
-			var ids []string
-			for j := range 20 {
-				id := fmt.Sprintf("%s%02d-%02d", prefix, i, j)
-				raws = append(raws, inc(id, nil))
-				ids = append(ids, id)
-			}
-			if batchStart.IsZero() {
-				batchStart = time.Now()
-			}
-			s.batch++
-			msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: s.batch, Incidents: raws})
-			ack, err := s.sendRaw(websocket.MessageText, msg)
-			if err != nil || ack.Accepted != len(raws) {
-				_ = s.c.CloseNow()
-				s = nil
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			slowest = max(slowest, time.Since(batchStart))
-			batchStart = time.Time{}
-			acked = append(acked, ids...)
-			i++
-		}
-		if s != nil {
-			_ = s.c.CloseNow()
-		}
+		d := pushUntilAcked(t, func() (*websocket.Conn, error) { return dialIngest(a.url(), tok) }, prefix, batches, 20,
+			during, func(ids []string) { acked = append(acked, ids...) })
+		slowest = max(slowest, d)
 	}
 	push("k", 10, nil)
 	waitFor(t, "the browser on B to see the first 200", func() bool { return browser.count() >= 200 })
@@ -305,31 +240,10 @@ func startAgain(t *testing.T, p *clusterProc) *clusterProc {
 	t.Helper()
 	args := p.cmd.Args
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	np := &clusterProc{t: t, cmd: cmd, logs: &syncLog{}, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	listenRe := regexp.MustCompile(`msg="relay listening" addr=(\S+)`)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			np.logs.add(sc.Text() + "\n")
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(np.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-np.done
-	})
+	l := startLogged(t, cmd)
+	np := &clusterProc{t: t, cmd: cmd, logs: l.logs, done: l.done}
 	select {
-	case np.addr = <-addrc:
+	case np.addr = <-l.addr:
 	case <-time.After(90 * time.Second):
 		// A goroutine dump says where it waits.
 		_ = cmd.Process.Signal(syscall.SIGQUIT)
@@ -337,18 +251,6 @@ func startAgain(t *testing.T, p *clusterProc) *clusterProc {
 		t.Fatalf("relay did not start again:\n%s", np.logs.String())
 	}
 	return np
-}
-
-// waitLong is waitFor with its own deadline.
-func waitLong(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // historyIDsOnce is historyIDs without failing the test: the status and

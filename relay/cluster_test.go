@@ -157,10 +157,29 @@ func TestClusterRelaysServeOneFeedAndResumeAnywhere(t *testing.T) {
 	for i := range 300 {
 		ids = append(ids, fmt.Sprintf("c%03d", i))
 	}
+	aIngest0, aStream0, bStream0 := a.preparedIngest.Load(), a.preparedStream.Load(), b.preparedStream.Load()
 	pushAll(t, a.url, toks[0], ids[:200])
 	gotB := collect(t, onB, 100)
 	gotC := collect(t, onC, 200)
 	onB.conn.Close()
+
+	t.Run("the ingesting relay prepares each incident once, the others prepare what they read", func(t *testing.T) {
+		if got := a.preparedIngest.Load() - aIngest0; got != 200 {
+			t.Errorf("A prepared %d on ingest, want 200", got)
+		}
+		// Before the cache A prepared all 200 again when reading them
+		// back; a consumer reset in the cluster's first seconds may
+		// still make it re-read (and so prepare) a few.
+		if got := a.preparedStream.Load() - aStream0; got >= 100 {
+			t.Errorf("A prepared %d of its own 200 again from the stream", got)
+		}
+		// B's client stopped at 100; B reads on.
+		waitFor(t, "B to prepare all 200 it reads", func() bool { return b.preparedStream.Load()-bStream0 >= 200 })
+		t.Logf("A: %d prepared on ingest, %d from the stream; B: %d from the stream", a.preparedIngest.Load()-aIngest0, a.preparedStream.Load()-aStream0, b.preparedStream.Load()-bStream0)
+		if b.preparedIngest.Load() != 0 || b.own.count() != 0 {
+			t.Errorf("B ingested nothing but prepared %d on ingest, holds %d", b.preparedIngest.Load(), b.own.count())
+		}
+	})
 
 	t.Run("every incident once, in the same order, with the same ids on every relay", func(t *testing.T) {
 		for i, e := range gotC {
@@ -275,49 +294,18 @@ func TestClusterNodeDeathLosesNoAcknowledgedIncident(t *testing.T) {
 	var slowest time.Duration
 	go func() {
 		defer close(done)
-		var s *sensor
-		var batchStart time.Time // first attempt of the batch in hand
-		for i := 0; i < 40; {
-			if s == nil {
-				c, err := dialIngest(a.url, toks[0])
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
+		// Relay B (and its NATS node) dies after the tenth batch.
+		slowest = pushUntilAcked(t, func() (*websocket.Conn, error) { return dialIngest(a.url, toks[0]) }, "d", 40, 25,
+			func(i int) {
+				if i == 10 {
+					rs[1].kill()
 				}
-				s = &sensor{t: t, c: c}
-			}
-			var batch []json.RawMessage
-			var names []string
-			for j := range 25 {
-				id := fmt.Sprintf("d%02d-%02d", i, j)
-				batch = append(batch, inc(id, nil))
-				names = append(names, id)
-			}
-			if batchStart.IsZero() {
-				batchStart = time.Now()
-			}
-			s.batch++
-			msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: s.batch, Incidents: batch})
-			ack, err := s.sendRaw(websocket.MessageText, msg)
-			if err != nil || ack.Accepted != len(batch) {
-				_ = s.c.CloseNow()
-				s = nil
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			slowest = max(slowest, time.Since(batchStart))
-			batchStart = time.Time{}
-			mu.Lock()
-			acked = append(acked, names...)
-			mu.Unlock()
-			i++
-			if i == 10 {
-				rs[1].kill()
-			}
-		}
-		if s != nil {
-			_ = s.c.CloseNow()
-		}
+			},
+			func(ids []string) {
+				mu.Lock()
+				acked = append(acked, ids...)
+				mu.Unlock()
+			})
 	}()
 	select {
 	case <-done:

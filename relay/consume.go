@@ -116,6 +116,13 @@ func (r *Relay) consume(ctx context.Context, from uint64) error {
 	if err != nil {
 		return err
 	}
+	r.swapConsumer(cc)
+	return nil
+}
+
+// swapConsumer makes cc (nil: none) the running consumer and stops the
+// one it replaces.
+func (r *Relay) swapConsumer(cc jetstream.ConsumeContext) {
 	r.mu.Lock()
 	old := r.consumer
 	r.consumer = cc
@@ -123,7 +130,6 @@ func (r *Relay) consume(ctx context.Context, from uint64) error {
 	if old != nil {
 		old.Stop()
 	}
-	return nil
 }
 
 // consumerStall is how long the ring may stay behind the stream before
@@ -226,8 +232,10 @@ func (r *Relay) consumeErr(err error) {
 }
 
 // applyMsg applies one stream message: validated again (a stream in an
-// external cluster may have other writers), then into the ring, the stats,
-// the day's budget and the hub.
+// external cluster may have other writers; what this relay published
+// itself was validated in publish and is not prepared twice, see
+// ownPrepared), then into the ring, the stats, the day's budget and the
+// hub.
 func (r *Relay) applyMsg(gen uint64, m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
@@ -240,11 +248,18 @@ func (r *Relay) applyMsg(gen uint64, m jetstream.Msg) {
 			at = t
 		}
 	}
-	r.apply(gen, md.Sequence.Stream, at, m.Data(), md.NumPending)
+	r.apply(gen, md.Sequence.Stream, at, m.Data(), m.Headers().Get(jetstream.MsgIDHeader), md.NumPending)
 }
 
-func (r *Relay) apply(gen, seq uint64, at time.Time, data []byte, pending uint64) {
-	p, perr := r.prepare(data, nil, true)
+// apply applies the message of stream sequence seq, stored at at with the
+// message id msgID. What this relay published itself is applied as it was
+// prepared then (see ownPrepared), the rest is prepared again.
+func (r *Relay) apply(gen, seq uint64, at time.Time, data []byte, msgID string, pending uint64) {
+	p, ok := r.own.take(msgID, data)
+	var perr error
+	if !ok {
+		p, perr = r.prepare(data, nil, true)
+	}
 	s := r.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -347,12 +362,4 @@ func (r *Relay) catchUp(ctx context.Context, after, upTo uint64, max int) (frame
 }
 
 // stopConsumer stops reading the stream.
-func (r *Relay) stopConsumer() {
-	r.mu.Lock()
-	cc := r.consumer
-	r.consumer = nil
-	r.mu.Unlock()
-	if cc != nil {
-		cc.Stop()
-	}
-}
+func (r *Relay) stopConsumer() { r.swapConsumer(nil) }

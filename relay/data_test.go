@@ -81,10 +81,10 @@ func TestIncidentTimesAndCountsCheckedAgainstTheRelayClock(t *testing.T) {
 		}
 	}
 	st.expectQuiet(100 * time.Millisecond)
-	if v := counterValue(t, tr, `attackmap_relay_incidents_bad_time_total{host="web-1",reason="ahead"}`); v != 3 {
+	if v := metricValue(t, tr, `attackmap_relay_incidents_bad_time_total{host="web-1",reason="ahead"}`); v != 3 {
 		t.Errorf("clock-ahead metric %v, want 3", v)
 	}
-	if v := counterValue(t, tr, `attackmap_relay_incidents_bad_time_total{host="web-1",reason="too_old"}`); v != 2 {
+	if v := metricValue(t, tr, `attackmap_relay_incidents_bad_time_total{host="web-1",reason="too_old"}`); v != 2 {
 		t.Errorf("too-old metric %v, want 2", v)
 	}
 }
@@ -223,7 +223,7 @@ func TestRemovedTokenClosesItsConnectionsWithinASecond(t *testing.T) {
 	if ack := s2.send(inc("after", nil)); ack.Accepted != 1 {
 		t.Fatalf("other sensor: %+v", ack)
 	}
-	if v := counterValue(t, tr, "attackmap_relay_ingest_revoked_total"); v != 1 {
+	if v := metricValue(t, tr, "attackmap_relay_ingest_revoked_total"); v != 1 {
 		t.Errorf("revoked metric %v", v)
 	}
 }
@@ -281,10 +281,10 @@ func TestUnusableTokenFileRefusesAllIngestButNotTheMap(t *testing.T) {
 			if ce.Code != websocket.StatusTryAgainLater {
 				t.Fatalf("new connection: %v, want refused with 1013", err)
 			}
-			if v := counterValue(t, tr, "attackmap_relay_token_file_ok"); v != 0 {
+			if v := metricValue(t, tr, "attackmap_relay_token_file_ok"); v != 0 {
 				t.Errorf("token_file_ok %v, want 0", v)
 			}
-			if v := counterValue(t, tr, `attackmap_relay_ingest_refused_total{reason="token_file"}`); v != 1 {
+			if v := metricValue(t, tr, `attackmap_relay_ingest_refused_total{reason="token_file"}`); v != 1 {
 				t.Errorf("refused metric %v, want 1", v)
 			}
 			// The public side keeps serving.
@@ -329,7 +329,7 @@ func TestIngestConnectionsCappedPerToken(t *testing.T) {
 		return tr.sensors.byName["web-1"] == 1
 	})
 	dialSensor(t, tr.url, tr.tok).send(inc("d", nil))
-	if v := counterValue(t, tr, `attackmap_relay_ingest_refused_total{reason="per_token"}`); v != 1 {
+	if v := metricValue(t, tr, `attackmap_relay_ingest_refused_total{reason="per_token"}`); v != 1 {
 		t.Errorf("refused metric %v, want 1", v)
 	}
 }
@@ -391,10 +391,10 @@ func TestHistoryDailyBudgetRefusesBatchesWithoutAck(t *testing.T) {
 		t.Fatalf("second token: %+v", ack)
 	}
 	refuse(s2, batch("d", 3), "--history-cap")
-	if v := counterValue(t, tr, `attackmap_relay_batches_history_full_total{host="web-1",limit="per_token"}`); v != 1 {
+	if v := metricValue(t, tr, `attackmap_relay_batches_history_full_total{host="web-1",limit="per_token"}`); v != 1 {
 		t.Errorf("per-token metric %v", v)
 	}
-	if v := counterValue(t, tr, `attackmap_relay_batches_history_full_total{host="web-2",limit="total"}`); v != 1 {
+	if v := metricValue(t, tr, `attackmap_relay_batches_history_full_total{host="web-2",limit="total"}`); v != 1 {
 		t.Errorf("total metric %v", v)
 	}
 	// A restart does not renew the budget.

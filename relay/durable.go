@@ -16,7 +16,11 @@ import (
 //   - An incident is acknowledged to the sensor only after JetStream
 //     acknowledged its message: on a single relay (the embedded server)
 //     that means written and fsynced (the server runs with sync always),
-//     in a cluster that a quorum of the stream's replicas stored it. A
+//     unless Config.NATSSyncInterval is set (`run --serve`, whose sensor
+//     keeps its journal and resends from a cursor that trails the acks;
+//     or --nats-sync-interval): then written, and on disk within the
+//     interval or once Close returns; in a cluster, that a quorum of the
+//     stream's replicas stored it. A
 //     batch that was not stored whole is refused: no ack, a
 //     {"type":"error"} message with the reason, and a close; the sensor
 //     sends it again and what was stored of it is dropped by the stream's

@@ -200,33 +200,34 @@ func TestRedeliveriesBeyondTheRingDroppedUpdatesStored(t *testing.T) {
 }
 
 func TestSequenceNumbersNeverReused(t *testing.T) {
-	t.Run("a stop continues at the next number", func(t *testing.T) {
-		dir := t.TempDir()
-		tr := newTestRelay(t, Config{DataDir: dir})
-		publishN(t, tr.Relay, "a", 3, nil)
-		tr.Close()
-		tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
-		defer tr2.Close()
-		publishN(t, tr2.Relay, "b", 1, nil)
-		if tr2.store.seq != 4 {
-			t.Fatalf("next number %d, want 4", tr2.store.seq)
-		}
-	})
-	t.Run("expired incidents keep their numbers", func(t *testing.T) {
-		dir := t.TempDir()
-		tr := newTestRelay(t, Config{DataDir: dir})
-		publishN(t, tr.Relay, "a", 3, nil)
-		if err := tr.nats.stream.Purge(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		tr.Close()
-		tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
-		defer tr2.Close()
-		publishN(t, tr2.Relay, "b", 1, nil)
-		if tr2.store.seq != 4 {
-			t.Fatalf("after the stream emptied the next number is %d, want 4", tr2.store.seq)
-		}
-	})
+	for _, c := range []struct {
+		name string
+		// beforeStop runs after three incidents are stored.
+		beforeStop func(t *testing.T, tr *testRelay)
+	}{
+		{"a stop continues at the next number", nil},
+		{"expired incidents keep their numbers", func(t *testing.T, tr *testRelay) {
+			if err := tr.nats.stream.Purge(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tr := newTestRelay(t, Config{DataDir: dir})
+			publishN(t, tr.Relay, "a", 3, nil)
+			if c.beforeStop != nil {
+				c.beforeStop(t, tr)
+			}
+			tr.Close()
+			tr2 := newTestRelay(t, Config{DataDir: dir, TokenFile: filepath.Join(dir, "tokens")})
+			defer tr2.Close()
+			publishN(t, tr2.Relay, "b", 1, nil)
+			if tr2.store.seq != 4 {
+				t.Fatalf("next number %d after a restart, want 4", tr2.store.seq)
+			}
+		})
+	}
 	t.Run("an unreadable old state jumps far past the old history", func(t *testing.T) {
 		dir := t.TempDir()
 		writeOldHistory(t, dir, map[string][]string{incTime.Format(time.DateOnly): {oldLine(t, 7, "a", nil)}}, "x\n")

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/attackmap/attackmap/incident"
@@ -61,6 +62,16 @@ func FuzzDecodeBatch(f *testing.F) {
 				}
 				if in.Host != "web-1" {
 					t.Fatalf("host %q not stamped", in.Host)
+				}
+				// The ingesting relay applies what it prepared without
+				// preparing it again (see ownPrepared): that is only
+				// right if reading the stored form back gives the same.
+				q, err := r.prepare(p.json, nil, true)
+				if err != nil {
+					t.Fatalf("stored form does not prepare again: %v\n%s", err, p.json)
+				}
+				if !bytes.Equal(q.json, p.json) || !reflect.DeepEqual(q.in, p.in) {
+					t.Fatalf("prepare is not idempotent:\n%s\n%s\n%#v\n%#v", p.json, q.json, p.in, q.in)
 				}
 			}
 		}

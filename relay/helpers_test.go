@@ -10,15 +10,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay/token"
 )
 
@@ -395,23 +398,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// counterValue reads one series from the metrics handler (not on the
-// public port).
-func counterValue(t *testing.T, tr *testRelay, series string) float64 {
+// waitLong is waitFor with its own deadline, for state that costs a
+// request or a system call to read (polled every 50 ms).
+func waitLong(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	tr.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	b := rec.Body.Bytes()
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return 0
 }
 
 func httptestServer(t *testing.T, h http.Handler) string {
@@ -437,3 +434,118 @@ type nopDeadlineConn struct{ net.Conn }
 
 func (nopDeadlineConn) SetReadDeadline(time.Time) error { return nil }
 func (nopDeadlineConn) Close() error                    { return nil }
+
+// pushUntilAcked sends batches batches of size incidents, named
+// prefix<batch>-<n>, through ingest sockets from dial, like the real
+// sensor: a batch is sent again until it is acknowledged whole, on a new
+// socket after any error. during(i), when not nil, runs before each
+// attempt of batch i; acked gets the ids of each acknowledged batch. It
+// returns the longest a batch waited from its first attempt to its ack.
+func pushUntilAcked(t *testing.T, dial func() (*websocket.Conn, error), prefix string, batches, size int,
+	during func(i int), acked func(ids []string)) (slowest time.Duration) {
+	var s *sensor
+	var batchStart time.Time // first attempt of the batch in hand
+	for i := 0; i < batches; {
+		if during != nil {
+			during(i)
+		}
+		if s == nil {
+			conn, err := dial()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			s = &sensor{t: t, c: conn}
+		}
+		raws := make([]json.RawMessage, 0, size)
+		ids := make([]string, 0, size)
+		for j := range size {
+			id := fmt.Sprintf("%s%02d-%02d", prefix, i, j)
+			raws = append(raws, inc(id, nil))
+			ids = append(ids, id)
+		}
+		if batchStart.IsZero() {
+			batchStart = time.Now()
+		}
+		s.batch++
+		msg, _ := json.Marshal(incident.Batch{Type: incident.TypeIncidents, Batch: s.batch, Incidents: raws})
+		ack, err := s.sendRaw(websocket.MessageText, msg)
+		if err != nil || ack.Accepted != len(raws) {
+			_ = s.c.CloseNow()
+			s = nil
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		slowest = max(slowest, time.Since(batchStart))
+		batchStart = time.Time{}
+		acked(ids)
+		i++
+	}
+	if s != nil {
+		_ = s.c.CloseNow()
+	}
+	return slowest
+}
+
+// buildRelayBinary builds cmd/attackmap-relay into the test's temporary
+// directory, for the tests that run it as a process.
+func buildRelayBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "attackmap-relay")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/attackmap/attackmap/cmd/attackmap-relay").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// procLog is what startLogged reads from a relay process.
+type procLog struct {
+	logs *testkit.SyncBuffer // every line
+	// addr and metrics receive the addresses of the "relay listening"
+	// and "metrics listening" lines (the first of each).
+	addr, metrics chan string
+	done          chan struct{} // closed when the process has ended
+}
+
+// startLogged starts cmd (a relay, or prlimit running one), which dies
+// with the test binary and is killed when the test ends, and reads its
+// log.
+func startLogged(t *testing.T, cmd *exec.Cmd) *procLog {
+	t.Helper()
+	// The relay dies with the test binary even if a timeout kills it
+	// (prlimit execs the relay, so the signal reaches it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &procLog{logs: &testkit.SyncBuffer{}, addr: make(chan string, 1), metrics: make(chan string, 1), done: make(chan struct{})}
+	first := func(c chan string, s string) {
+		select {
+		case c <- s:
+		default:
+		}
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			_, _ = fmt.Fprintln(p.logs, sc.Text())
+			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
+				first(p.addr, m[1])
+			}
+			if m := metricsRe.FindStringSubmatch(sc.Text()); m != nil {
+				first(p.metrics, m[1])
+			}
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,9 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // The hostile-client suite: each attack runs against a real attackmap-relay
@@ -31,10 +31,7 @@ func TestHostileClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the relay binary; about a minute")
 	}
-	bin := filepath.Join(t.TempDir(), "attackmap-relay")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/attackmap/attackmap/cmd/attackmap-relay").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildRelayBinary(t)
 	t.Run("trickled bodies and unfinished heads hold few descriptors", func(t *testing.T) { hostileHeldConns(t, bin) })
 	t.Run("clients that do not read their answer are cut off", func(t *testing.T) { hostileNonReaders(t, bin) })
 	t.Run("a closed stream frees its slot at once; reloads are never locked out", func(t *testing.T) { hostileReloads(t, bin) })
@@ -50,24 +47,7 @@ type relayProc struct {
 	addr    string // public host:port
 	metrics string // metrics host:port, "" when disabled
 	tok     string
-	logs    *syncLog
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs    *testkit.SyncBuffer
 }
 
 var (
@@ -97,38 +77,15 @@ func startRelayProc(t *testing.T, bin string, nofile int, flags ...string) *rela
 		t.Skip("needs prlimit (Debian package util-linux) to start the relay with a low descriptor limit")
 	}
 	cmd := exec.Command(prlimit, args...)
-	// The relay dies with the test binary even if a timeout kills it.
-	// prlimit execs the relay, so the signal reaches it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &relayProc{t: t, pid: cmd.Process.Pid, tok: strings.TrimSpace(string(out)), logs: &syncLog{}}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addrc, metc := make(chan string, 1), make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.logs.add(sc.Text() + "\n")
-			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-			if m := metricsRe.FindStringSubmatch(sc.Text()); m != nil {
-				metc <- m[1]
-			}
-		}
-	}()
+	l := startLogged(t, cmd)
+	p := &relayProc{t: t, pid: cmd.Process.Pid, tok: strings.TrimSpace(string(out)), logs: l.logs}
 	select {
-	case p.addr = <-addrc:
+	case p.addr = <-l.addr:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("relay did not start:\n%s", p.logs.String())
 	}
 	select {
-	case p.metrics = <-metc:
+	case p.metrics = <-l.metrics:
 	default: // logged before the listening line, or disabled
 	}
 	return p
@@ -235,17 +192,6 @@ func (p *relayProc) dialFrom(local string, rcvBuf int) (net.Conn, error) {
 		d.Control = setRcvBuf(rcvBuf)
 	}
 	return d.Dial("tcp", p.addr)
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // 320 connections from one address against a relay allowed 300
@@ -419,7 +365,7 @@ func hostileNonReaders(t *testing.T, bin string) {
 				t.Errorf("relay RSS grew by %d MiB for %d stalled clients", peak>>20, tc.clients)
 			}
 			// Cut off after chunkTimeout (10 s) of no progress, reset.
-			waitUntil(t, 30*time.Second, "descriptors released and socket queues dropped", func() bool {
+			waitLong(t, 30*time.Second, "descriptors released and socket queues dropped", func() bool {
 				return p.fds() <= baseFDs+2 && p.queued() < 256<<10
 			})
 			t.Logf("%s: cut after %.1fs; RSS peak +%.1f MiB", tc.name, time.Since(start).Seconds(), float64(peak)/(1<<20))
@@ -456,7 +402,7 @@ func hostileReloads(t *testing.T, bin string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	start := time.Now()
-	waitUntil(t, 2*time.Second, "every stream removed after its client closed", func() bool {
+	waitLong(t, 2*time.Second, "every stream removed after its client closed", func() bool {
 		return p.metric("attackmap_relay_subscribers") == 0
 	})
 	t.Logf("last slot freed %v after close", time.Since(start).Round(time.Millisecond))

@@ -284,31 +284,35 @@ func parseLimit(req *http.Request, def, max int) (int, error) {
 	return n, nil
 }
 
-func (r *Relay) recent(limit int, withLoc bool) ([]*entry, uint64) {
+// recentAnswer starts the answer of /api/live-feed and of its GeoJSON
+// form: it reads ?limit (def when absent, 1 to max) and answers 400 to a
+// bad one, or sets the headers for the newest limit incidents (only
+// located ones when withLoc) and returns them, oldest first.
+func (r *Relay) recentAnswer(w http.ResponseWriter, req *http.Request, def, max int, withLoc bool, contentType string) ([]*entry, bool) {
+	limit, err := parseLimit(req, def, max)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
 	s := r.store
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recent(limit, withLoc), s.seq
-}
-
-func apiHeaders(w http.ResponseWriter, contentType string, seq uint64) {
+	es, seq := s.recent(limit, withLoc), s.seq
+	s.mu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-cache")
 	// The sequence of the newest incident: open the stream with
 	// ?lastEventId=<this> to continue right after this answer, no gap.
 	h.Set("Last-Event-ID", strconv.FormatUint(seq, 10))
+	return es, true
 }
 
 // serveFeed answers /api/live-feed: the newest incidents, oldest first.
 func (r *Relay) serveFeed(w http.ResponseWriter, req *http.Request) {
-	limit, err := parseLimit(req, feedDefault, feedMax)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	es, ok := r.recentAnswer(w, req, feedDefault, feedMax, false, "application/json; charset=utf-8")
+	if !ok {
 		return
 	}
-	es, seq := r.recent(limit, false)
-	apiHeaders(w, "application/json; charset=utf-8", seq)
 	// Streamed from the ring entries (shared, already encoded) through a
 	// small buffer, never built whole: 500 incidents of 16 KiB are 8 MiB
 	// per request, and anyone may ask.
@@ -332,13 +336,10 @@ func (r *Relay) serveFeed(w http.ResponseWriter, req *http.Request) {
 // the incident's fields as properties and the relay sequence as id.
 // Incidents without a location are left out.
 func (r *Relay) serveGeoJSON(w http.ResponseWriter, req *http.Request) {
-	limit, err := parseLimit(req, min(geojsonDefault, r.cfg.RingSize), min(geojsonMax, r.cfg.RingSize))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	es, ok := r.recentAnswer(w, req, min(geojsonDefault, r.cfg.RingSize), min(geojsonMax, r.cfg.RingSize), true, "application/geo+json")
+	if !ok {
 		return
 	}
-	es, seq := r.recent(limit, true)
-	apiHeaders(w, "application/geo+json", seq)
 	// Written through a small buffer straight to the client rather than
 	// built whole (see serveFeed).
 	b := answerWriter(w)

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -59,8 +61,14 @@ func (m *metrics) register(reg prometheus.Registerer, r *Relay) {
 	opts := func(name, help string) prometheus.GaugeOpts {
 		return prometheus.GaugeOpts{Namespace: "attackmap", Subsystem: "relay", Name: name, Help: help}
 	}
+	prepared := func(path string, n *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "attackmap", Subsystem: "relay", Name: "incidents_prepared_total",
+			Help: "Incidents decoded, validated and encoded again by this relay, by path: ingest (from a sensor), stream (read from the stream: " +
+				"other relays' and writers' messages, history reads, catch-ups; this relay's own ingest is not prepared twice).",
+			ConstLabels: prometheus.Labels{"path": path}}, func() float64 { return float64(n.Load()) })
+	}
 	cs := []prometheus.Collector{m.in, m.duplicates, m.rejected, m.sent, m.disconnects, m.refused, m.ingestAuth, m.ingestBad, m.histErrors, m.fanout,
-		m.connRefused, m.bodies, m.resets,
+		m.connRefused, m.bodies, m.resets, prepared("ingest", &r.preparedIngest), prepared("stream", &r.preparedStream),
 		prometheus.NewGaugeFunc(opts("connections", "Open connections counted by the connection limits (API, streams, ingest, unfinished requests)."), func() float64 { return float64(r.conns.open()) }),
 		prometheus.NewGaugeFunc(opts("subscribers", "Connected SSE subscribers."), func() float64 { return float64(r.hub.Len()) }),
 		prometheus.NewGaugeFunc(opts("ingest_connections", "Open sensor ingest sockets."), func() float64 {

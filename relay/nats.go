@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -98,6 +99,11 @@ type natsLog struct {
 	storeDir  string // the embedded file store; "" for memory or external
 	authToken string // the embedded server's client token, if it has one
 	tmpDir    string // removed on close (memory-only embedded server)
+	// syncOnClose: the embedded server syncs its store on an interval
+	// (Config.NATSSyncInterval) and closes it without a sync, so close
+	// fsyncs the store itself: what was acknowledged is on disk once
+	// the relay has closed.
+	syncOnClose bool
 }
 
 // natsSetup starts (or connects to) NATS and creates or updates the stream
@@ -311,6 +317,7 @@ func (r *Relay) serverOptions(l *natsLog) (*server.Options, error) {
 		// cost. Config.NATSSyncInterval trades that for throughput.
 		if r.cfg.NATSSyncInterval > 0 {
 			o.SyncInterval = r.cfg.NATSSyncInterval
+			l.syncOnClose = l.storeDir != ""
 		} else {
 			o.SyncAlways = true
 		}
@@ -450,7 +457,9 @@ func (r *Relay) ensureStream(ctx context.Context, l *natsLog, firstSeq uint64) (
 	return l.js.UpdateStream(ctx, sc)
 }
 
-func (l *natsLog) close() {
+// close drains the connection and stops the embedded server. Its error is
+// a failure to sync the store (syncOnClose); the rest is best effort.
+func (l *natsLog) close() error {
 	if l.nc != nil {
 		// Drain waits for what was published to be acknowledged;
 		// the connection is closed after at most a second either way.
@@ -473,6 +482,49 @@ func (l *natsLog) close() {
 	if l.tmpDir != "" {
 		_ = os.RemoveAll(l.tmpDir)
 	}
+	if l.syncOnClose && l.ns != nil {
+		return syncTree(l.storeDir)
+	}
+	return nil
+}
+
+// syncTree fsyncs every regular file and directory under dir, files first
+// so that a directory is synced after what it holds. It costs one fsync
+// per store file (a few per stream) at shutdown.
+func syncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		return syncPath(path)
+	})
+	for i := len(dirs) - 1; i >= 0 && err == nil; i-- {
+		err = syncPath(dirs[i])
+	}
+	if err != nil {
+		return fmt.Errorf("relay: syncing the store: %w", err)
+	}
+	return nil
+}
+
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // hostSubject is the subject of host's incidents. Host names come from the

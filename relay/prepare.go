@@ -67,6 +67,11 @@ type prepared struct {
 // no raw CR or LF that could inject SSE fields. host is nil when re-reading
 // the history (already stamped; its times were checked on arrival).
 func (r *Relay) prepare(raw []byte, host *Host, fromHistory bool) (prepared, error) {
+	if fromHistory {
+		r.preparedStream.Add(1)
+	} else {
+		r.preparedIngest.Add(1)
+	}
 	if !utf8.Valid(raw) {
 		return prepared{}, errors.New("incident: not valid UTF-8")
 	}

@@ -101,9 +101,15 @@ func (r *Relay) publish(host Host, raws []json.RawMessage) (published, error) {
 	ack.Accepted = dups
 	for i := range send {
 		p := &send[i]
+		id := versionID(&p.in)
 		msg := &nats.Msg{Subject: hostSubject(p.in.Host), Data: p.json}
-		f, err := r.nats.js.PublishMsgAsync(msg, jetstream.WithMsgID(versionID(&p.in)))
+		// Before the publish: the consumer may read it back at once.
+		r.own.put(id, *p)
+		f, err := r.nats.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		if err != nil {
+			// Not sent. The batch's earlier messages may be stored:
+			// theirs stay until read back (or evicted, see ownPrepared).
+			r.own.drop(id, p.json)
 			s.mu.Lock()
 			err = r.refuse(pubReason(err), r.natsWhere(), err, now)
 			s.mu.Unlock()
@@ -129,13 +135,20 @@ func (r *Relay) confirm(p *published) error {
 	var last uint64
 	in, dups := 0, 0
 	var err error
-	for _, f := range p.futs {
+	for i, f := range p.futs {
 		var a *jetstream.PubAck
 		if a, err = r.awaitAck(f, deadline); err != nil {
+			// Not known to be stored: what it and the rest would bring
+			// back is prepared from the stream should it come.
+			for _, f := range p.futs[i:] {
+				r.dropOwn(f.Msg())
+			}
 			break
 		}
 		last = max(last, a.Sequence)
 		if a.Duplicate {
+			// The stream already held this version: nothing comes back.
+			r.dropOwn(f.Msg())
 			dups++
 		} else {
 			in++
@@ -166,6 +179,12 @@ func (r *Relay) confirm(p *published) error {
 		r.log.Warn("relay: stored incidents not read back from the stream in time", "seq", last, "timeout", applyTimeout)
 	}
 	return nil
+}
+
+// dropOwn forgets what publish prepared for a message that will not be
+// read back (see ownPrepared.drop).
+func (r *Relay) dropOwn(m *nats.Msg) {
+	r.own.drop(m.Header.Get(jetstream.MsgIDHeader), m.Data)
 }
 
 // awaitAck waits for one message's ack, sending it again after a timeout

@@ -1,39 +1,22 @@
 package relay
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRejectedTokensAreLoggedOnceAMinuteWithoutTheToken: a sensor with a
 // wrong token is one WARN line naming the remote address and the token's
 // SHA-256 prefix, never the token; its retries within the minute add no
 // line.
 func TestRejectedTokensAreLoggedOnceAMinuteWithoutTheToken(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	tr := startRelay(t, Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	const bad = "wrong-token-for-this-relay"
 	for range 3 {
@@ -57,7 +40,7 @@ func TestRejectedTokensAreLoggedOnceAMinuteWithoutTheToken(t *testing.T) {
 }
 
 func TestRejectLogCountsWhatItHeldBack(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	var l rejectLog
 	t0 := time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC)

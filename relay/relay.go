@@ -259,15 +259,22 @@ type Relay struct {
 	// consumer is the ordered consumer feeding the ring; preloadTo is
 	// the last sequence read at start (applied as Preload), pending
 	// what the consumer has still to read (stream lag).
-	consumer      jetstream.ConsumeContext
-	consumerGen   atomic.Uint64 // the running consumer's; see consume
-	preloadTo     atomic.Uint64
-	pending       atomic.Uint64
-	consumeLogged time.Time // guarded by mu
-	stats         *stats
-	hub           *hub.Hub
-	m             *metrics
-	gath          prometheus.Gatherer
+	consumer    jetstream.ConsumeContext
+	consumerGen atomic.Uint64 // the running consumer's; see consume
+	preloadTo   atomic.Uint64
+	pending     atomic.Uint64
+	// own holds what publish prepared until the consumer reads it back
+	// (see ownPrepared); preparedIngest and preparedStream count prepare
+	// calls on ingest and on what is read from the stream (the metric
+	// incidents_prepared_total{path}).
+	own            *ownPrepared
+	preparedIngest atomic.Uint64
+	preparedStream atomic.Uint64
+	consumeLogged  time.Time // guarded by mu
+	stats          *stats
+	hub            *hub.Hub
+	m              *metrics
+	gath           prometheus.Gatherer
 
 	limits *subLimits
 	conns  *connLimits // per connection, counted by the listener
@@ -363,6 +370,7 @@ func New(cfg Config) (*Relay, error) {
 		reqs:    newConnLimits(-1, cfg.MaxConnsPerAddr),
 		rates:   newRateLimits(cfg.IngestRate, cfg.IngestBurst, cfg.Now),
 		sensors: newSensorConns(cfg.MaxIngestPerToken),
+		own:     newOwnPrepared(),
 	}
 	if cfg.TokenFile != "" {
 		if r.tokens, err = token.Open(cfg.TokenFile); err != nil {
@@ -413,7 +421,7 @@ func New(cfg Config) (*Relay, error) {
 		if err := r.startTokens(); err != nil {
 			r.cancel()
 			r.hub.Close()
-			r.closeStream()
+			_ = r.closeStream() // the store holds nothing of this run yet
 			return nil, fmt.Errorf("relay: token bucket: %w", err)
 		}
 		r.tokensDone = make(chan struct{})
@@ -540,7 +548,9 @@ func (r *Relay) shutdownStreams() {
 
 // Close ends the streams and ingest sockets if Serve did not, then stops
 // reading the stream and closes the NATS connection (and the embedded
-// server).
+// server). Its error is a failure to put an interval-synced store on disk
+// (Config.NATSSyncInterval): what was acknowledged may not survive a power
+// cut.
 func (r *Relay) Close() error {
 	r.shutdownStreams()
 	if r.tokensDone != nil {
@@ -553,15 +563,15 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	r.closeStream()
-	return nil
+	return r.closeStream()
 }
 
-// closeStream stops reading the stream and closes NATS.
-func (r *Relay) closeStream() {
+// closeStream stops reading the stream and closes NATS. Its error is a
+// failure to put the store on disk (see natsLog.syncOnClose).
+func (r *Relay) closeStream() error {
 	r.store.close()
 	r.stopConsumer()
-	r.nats.close()
+	return r.nats.close()
 }
 
 // Publish is the in-process ingest used when the relay runs inside the

@@ -306,7 +306,7 @@ func TestSlowSubscriberCutOffOthersUnaffected(t *testing.T) {
 	if n >= total {
 		t.Fatalf("slow subscriber got all %d events; it was not cut off", n)
 	}
-	if got := counterValue(t, tr, `attackmap_relay_subscriber_disconnects_total{reason="slow"}`); got != 1 {
+	if got := metricValue(t, tr, `attackmap_relay_subscriber_disconnects_total{reason="slow"}`); got != 1 {
 		t.Fatalf("slow disconnects metric %v, want 1", got)
 	}
 }

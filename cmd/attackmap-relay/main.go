@@ -18,13 +18,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
 	"github.com/attackmap/attackmap/static"
@@ -32,32 +30,7 @@ import (
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err, os.Stderr))
-}
-
-// usageError is a bad command line: exit status 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintln(stderr, "attackmap-relay:", err)
-	var u usageError
-	if errors.As(err, &u) {
-		return 2
-	}
-	return 1
-}
+func main() { cli.Main("attackmap-relay", run) }
 
 const usage = `attackmap-relay: the attackmap edge relay.
 
@@ -85,7 +58,7 @@ Exit status: 0 success, 1 runtime failure (a port in use, a storage error),
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usagef("missing command")
+		return cli.Usagef("missing command")
 	}
 	switch args[0] {
 	case "serve":
@@ -106,7 +79,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		case "remove":
 			return tokenRemove(args[2:], env, stdout, stderr)
 		}
-		return usagef("token: want \"token add\", \"token list\" or \"token remove\" (see 'attackmap-relay token --help')")
+		return cli.Usagef("token: want \"token add\", \"token list\" or \"token remove\" (see 'attackmap-relay token --help')")
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "attackmap-relay", version)
 		return nil
@@ -114,7 +87,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q (see 'attackmap-relay --help')", incident.CleanText(args[0], 40))
+	return cli.Usagef("unknown command %q (see 'attackmap-relay --help')", incident.CleanText(args[0], 40))
 }
 
 // listFlag is a repeatable string flag.
@@ -184,7 +157,7 @@ Options (environment defaults in brackets):
 
 func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	// A bad flag is one line on stderr (exitCode prints it); only -h
+	// A bad flag is one line on stderr (cli.Exit prints it); only -h
 	// prints the usage.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
@@ -233,10 +206,10 @@ func serve(ctx context.Context, args []string, env func(string) string, stderr i
 			fs.Usage()
 			return err
 		}
-		return usagef("%v (see 'attackmap-relay serve --help')", err)
+		return cli.FlagError("attackmap-relay serve", err)
 	}
 	if fs.NArg() > 0 {
-		return usagef("serve: unexpected argument %q", incident.CleanText(fs.Arg(0), 40))
+		return cli.Usagef("serve: unexpected argument %q", incident.CleanText(fs.Arg(0), 40))
 	}
 	if len(origins) == 0 {
 		for _, o := range strings.Split(env("ATTACKMAP_ALLOW_ORIGIN"), ",") {
@@ -246,20 +219,20 @@ func serve(ctx context.Context, args []string, env func(string) string, stderr i
 		}
 	}
 	if *natsListen != "" && *natsRoutes == "" || *natsListen == "" && *natsRoutes != "" {
-		return usagef("serve: --nats-listen and --nats-routes go together (the embedded server's cluster)")
+		return cli.Usagef("serve: --nats-listen and --nats-routes go together (the embedded server's cluster)")
 	}
 	if *natsURLs != "" && *natsListen != "" {
-		return usagef("serve: --nats joins an external cluster; --nats-listen clusters the embedded server: pick one")
+		return cli.Usagef("serve: --nats joins an external cluster; --nats-listen clusters the embedded server: pick one")
 	}
 	if *tokenFile == "" {
-		return usagef("serve: --token-file is required (create one with \"attackmap-relay token add --token-file FILE NAME\")")
+		return cli.Usagef("serve: --token-file is required (create one with \"attackmap-relay token add --token-file FILE NAME\")")
 	}
 	if *ring < 1 {
-		return usagef("serve: --ring must be at least 1")
+		return cli.Usagef("serve: --ring must be at least 1")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usagef("serve: --log-level: %v", err)
+		return cli.Usagef("serve: --log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if *retention == 0 {
@@ -329,7 +302,7 @@ func runRelay(ctx context.Context, cfg relay.Config, listen, metricsListen strin
 	if err != nil {
 		// An unreadable or malformed token file, an unusable data
 		// directory: configuration the operator must fix, status 2.
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -401,7 +374,7 @@ Options:
 				fs.Usage()
 				return err
 			}
-			return usagef("%v (see 'attackmap-relay token add --help')", err)
+			return cli.FlagError("attackmap-relay token add", err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -411,33 +384,33 @@ Options:
 	}
 	if len(names) != 1 {
 		fs.Usage()
-		return usagef("token add: want exactly one NAME, got %d", len(names))
+		return cli.Usagef("token add: want exactly one NAME, got %d", len(names))
 	}
 	if *file == "" {
-		return usagef("token add: --token-file is required")
+		return cli.Usagef("token add: --token-file is required")
 	}
 	var target *incident.Location
 	switch {
 	case *lat == "" && *lon == "":
 	case *lat == "" || *lon == "":
-		return usagef("token add: give both --lat and --lon, or neither")
+		return cli.Usagef("token add: give both --lat and --lon, or neither")
 	default:
 		la, err1 := strconv.ParseFloat(*lat, 64)
 		lo, err2 := strconv.ParseFloat(*lon, 64)
 		if err1 != nil || err2 != nil {
-			return usagef("token add: --lat and --lon must be numbers")
+			return cli.Usagef("token add: --lat and --lon must be numbers")
 		}
 		if err := token.CheckLocation(la, lo); err != nil {
-			return usagef("token add: %v", err)
+			return cli.Usagef("token add: %v", err)
 		}
 		target = &incident.Location{Lat: la, Lon: lo}
 	}
 	if err := token.CheckName(names[0]); err != nil {
-		return usagef("token add: %v", err)
+		return cli.Usagef("token add: %v", err)
 	}
 	tok, err := token.Add(*file, names[0], target)
 	if err != nil {
-		return usageError{err} // an unreadable or malformed token file: status 2
+		return cli.Usage(err) // an unreadable or malformed token file: status 2
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
@@ -460,7 +433,7 @@ func tokenFlags(cmd, help string, args []string, env func(string) string, stderr
 				fs.Usage()
 				return "", nil, err
 			}
-			return "", nil, usagef("%v (see 'attackmap-relay token %s --help')", err, cmd)
+			return "", nil, cli.FlagError("attackmap-relay token "+cmd, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -469,7 +442,7 @@ func tokenFlags(cmd, help string, args []string, env func(string) string, stderr
 		rest = fs.Args()[1:]
 	}
 	if *f == "" {
-		return "", nil, usagef("token %s: --token-file is required", cmd)
+		return "", nil, cli.Usagef("token %s: --token-file is required", cmd)
 	}
 	return *f, names, nil
 }
@@ -491,11 +464,11 @@ Options:
 		return err
 	}
 	if len(names) != 0 {
-		return usagef("token list: takes no NAME")
+		return cli.Usagef("token list: takes no NAME")
 	}
 	entries, err := token.List(file)
 	if err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	for _, e := range entries {
 		line := e.Name
@@ -526,10 +499,10 @@ Options:
 		return err
 	}
 	if len(names) != 1 {
-		return usagef("token remove: want exactly one NAME, got %d", len(names))
+		return cli.Usagef("token remove: want exactly one NAME, got %d", len(names))
 	}
 	if err := token.Remove(file, names[0]); err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	fmt.Fprintf(stdout, "removed %s\n", names[0])
 	return nil

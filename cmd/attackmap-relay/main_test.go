@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/cli"
 	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay"
 )
@@ -28,7 +29,7 @@ import (
 func runCmd(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
 	err := run(context.Background(), args, func(string) string { return "" }, &o, &e)
-	code = exitCode(err, &e)
+	code = cli.Exit("attackmap-relay", err, &e)
 	return o.String(), e.String(), code
 }
 

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,52 +181,28 @@ func ingestThroughput(rs []*clusterRelay, n int) (int64, time.Duration, error) {
 func pushPipelined(r *clusterRelay, who, n, batch, window int, acked *atomic.Int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+r.addr+"/api/ingest",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token}}})
+	c, err := openIngest(ctx, "ws://"+r.addr, r.token)
 	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
+		return err
 	}
 	defer c.CloseNow()
-	c.SetReadLimit(1 << 20)
 	batches := (n + batch - 1) / batch
 	slots := make(chan struct{}, window)
 	done := make(chan error, 1)
 	go func() {
-		for range batches {
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				done <- err
-				return
-			}
-			var ack struct {
-				Type     string `json:"type"`
-				Accepted int    `json:"accepted"`
-			}
-			if err := json.Unmarshal(data, &ack); err != nil || ack.Type != "ack" {
-				done <- fmt.Errorf("ack %s", data)
-				return
-			}
-			acked.Add(int64(ack.Accepted))
+		done <- readAcks(ctx, c, batches, func(accepted int) {
+			acked.Add(int64(accepted))
 			<-slots
-		}
-		done <- nil
+		})
 	}()
 	k := 0
 	for b := range batches {
 		slots <- struct{}{}
-		var msg bytes.Buffer
-		fmt.Fprintf(&msg, `{"type":"incidents","batch":%d,"incidents":[`, b+1)
-		for j := 0; j < batch && k < n; j++ {
-			if j > 0 {
-				msg.WriteByte(',')
-			}
-			// Ids unique per sensor: "t<who>-<k>".
-			in := incidentJSON(who*10_000_000+k, time.Now(), 1024)
-			msg.Write(in)
-			k++
-		}
-		msg.WriteString("]}")
-		if err := c.Write(ctx, websocket.MessageText, msg.Bytes()); err != nil {
+		cnt := min(batch, n-k)
+		// Ids unique per sensor: who*10,000,000 + k.
+		msg := batchMessage(b+1, who*10_000_000+k, cnt, 1024)
+		k += cnt
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 	}

@@ -860,32 +860,14 @@ func read(c net.Conn, br *bufio.Reader, res *results) {
 func publish(base, tok string, o options, res *results) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/ingest",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	c, err := openIngest(ctx, "ws"+strings.TrimPrefix(base, "http"), tok)
 	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
+		return err
 	}
 	defer c.CloseNow()
 	acks := make(chan error, 1)
 	batches := (o.incidents + o.batch - 1) / o.batch
-	go func() {
-		for range batches {
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				acks <- err
-				return
-			}
-			var ack struct {
-				Accepted int               `json:"accepted"`
-				Rejected []json.RawMessage `json:"rejected"`
-			}
-			if err := json.Unmarshal(data, &ack); err != nil || len(ack.Rejected) > 0 {
-				acks <- fmt.Errorf("ack %s", data)
-				return
-			}
-		}
-		acks <- nil
-	}()
+	go func() { acks <- readAcks(ctx, c, batches, nil) }()
 	interval := time.Duration(float64(time.Second) * float64(o.batch) / o.rate)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -894,17 +876,10 @@ func publish(base, tok string, o options, res *results) error {
 		if b > 0 {
 			<-tick.C
 		}
-		var msg bytes.Buffer
-		fmt.Fprintf(&msg, `{"type":"incidents","batch":%d,"incidents":[`, b+1)
-		for j := 0; j < o.batch && k < o.incidents; j++ {
-			if j > 0 {
-				msg.WriteByte(',')
-			}
-			msg.Write(incidentJSON(k, time.Now(), o.size))
-			k++
-		}
-		msg.WriteString("]}")
-		if err := c.Write(ctx, websocket.MessageText, msg.Bytes()); err != nil {
+		cnt := min(o.batch, o.incidents-k)
+		msg := batchMessage(b+1, k, cnt, o.size)
+		k += cnt
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 	}
@@ -914,6 +889,57 @@ func publish(base, tok string, o options, res *results) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("acks did not arrive")
 	}
+}
+
+// openIngest opens an ingest socket to the relay at wsBase (ws://host:port)
+// with the sensor token tok.
+func openIngest(ctx context.Context, wsBase, tok string) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, wsBase+"/api/ingest",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	c.SetReadLimit(1 << 20)
+	return c, nil
+}
+
+// readAcks reads the acks of n batches from c and calls onAck, when not
+// nil, with each one's accepted count. An ack that rejects an incident is
+// an error: the bench sends only valid ones.
+func readAcks(ctx context.Context, c *websocket.Conn, n int, onAck func(accepted int)) error {
+	for range n {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		var ack struct {
+			Type     string            `json:"type"`
+			Accepted int               `json:"accepted"`
+			Rejected []json.RawMessage `json:"rejected"`
+		}
+		if err := json.Unmarshal(data, &ack); err != nil || ack.Type != "ack" || len(ack.Rejected) > 0 {
+			return fmt.Errorf("ack %s", data)
+		}
+		if onAck != nil {
+			onAck(ack.Accepted)
+		}
+	}
+	return nil
+}
+
+// batchMessage is ingest batch number b of n incidents (see incidentJSON)
+// numbered from first, of about size bytes each.
+func batchMessage(b, first, n, size int) []byte {
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, `{"type":"incidents","batch":%d,"incidents":[`, b)
+	for j := range n {
+		if j > 0 {
+			msg.WriteByte(',')
+		}
+		msg.Write(incidentJSON(first+j, time.Now(), size))
+	}
+	msg.WriteString("]}")
+	return msg.Bytes()
 }
 
 // incidentJSON builds an incident of about size bytes once the relay has
