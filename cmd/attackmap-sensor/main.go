@@ -9,9 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/internal/cli"
@@ -23,12 +20,7 @@ import (
 // Makefile).
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.Exit("attackmap-sensor", err, os.Stderr))
-}
+func main() { cli.Main("attackmap-sensor", run) }
 
 const usage = `attackmap-sensor: the attackmap host sensor.
 

@@ -21,6 +21,13 @@ func embedRelay(c daemon.EmbedConfig) (daemon.Embedded, error) {
 		Site:         static.Handler(),
 		Registry:     c.Registry,
 		Logger:       c.Logger,
+		// The store syncs in the background every c.SyncInterval
+		// (daemon.EmbedSyncInterval) instead of once per message: the
+		// sensor's journal is the durable record, and the sensor's
+		// cursor for this relay trails its acks by a few intervals.
+		// Close syncs the store, so what was acknowledged before a
+		// clean stop is on disk.
+		NATSSyncInterval: c.SyncInterval,
 	})
 	if err != nil {
 		return nil, err

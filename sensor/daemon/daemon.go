@@ -159,7 +159,21 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 		if err != nil {
 			return err
 		}
-		closers = append(closers, func() { r.Close() })
+		// After the relay closed with its store synced, the local
+		// cursor may move to the last ack (see Embedded.Close).
+		var local *push.Forwarder
+		closers = append(closers, func() {
+			if err := r.Close(); err != nil {
+				log.Warn("relay: not closed cleanly; the last incidents are sent again at the next start", "err", err)
+				return
+			}
+			if local == nil {
+				return
+			}
+			if err := local.Synced(); err != nil {
+				log.Warn("push: cannot store the local cursor; the last incidents are sent again at the next start", "err", err)
+			}
+		})
 		// The map line tells scripts (the drill) the sensor is up: it
 		// waits until an attack would be seen, not only served.
 		select {
@@ -174,7 +188,9 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 		sink := push.SinkFunc(func(_ context.Context, batch []json.RawMessage) (incident.Ack, error) {
 			return r.PublishDurable(batch)
 		})
-		if err := startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink, incidents, enricher, mets, log); err != nil {
+		local, err = startForwarder(ctx, g, cfg, "local", "cursor-local.json", sink,
+			embedDurableAfter(EmbedSyncInterval), incidents, enricher, mets, log)
+		if err != nil {
 			return err
 		}
 	}
@@ -184,7 +200,7 @@ func run(ctx context.Context, cfg Config, embed EmbedFunc, log *slog.Logger, std
 		// cursor (and the metrics' relay label).
 		ws := push.NewWS(rc.URLs, rc.Token, push.WSOptions{Logger: log})
 		closers = append(closers, func() { ws.Close() })
-		if err := startForwarder(ctx, g, cfg, rc.URL, cursorName(rc.URL), ws, incidents, enricher, mets, log); err != nil {
+		if _, err := startForwarder(ctx, g, cfg, rc.URL, cursorName(rc.URL), ws, 0, incidents, enricher, mets, log); err != nil {
 			return err
 		}
 	}
@@ -267,9 +283,10 @@ func openEnrichment(cfg Config, log *slog.Logger) (*geoip.DB, *threatlist.Set, *
 }
 
 // startForwarder opens a cursor reader for one destination and runs its
-// forwarder in g.
+// forwarder in g. durableAfter is the destination's AckDurableAfter (0 for
+// a relay that syncs before it acknowledges).
 func startForwarder(ctx context.Context, g *errgroup.Group, cfg Config, name, cursor string, sink push.Sink,
-	w *jsonl.Writer, e *enrich.Enricher, mets *metrics, log *slog.Logger) error {
+	durableAfter time.Duration, w *jsonl.Writer, e *enrich.Enricher, mets *metrics, log *slog.Logger) (*push.Forwarder, error) {
 	wake, unsubscribe := w.Subscribe()
 	r, err := journal.OpenReader(cfg.DataDir, journal.ReaderOptions{
 		Prefix: "incidents", CursorPath: filepath.Join(cfg.DataDir, cursor),
@@ -277,9 +294,10 @@ func startForwarder(ctx context.Context, g *errgroup.Group, cfg Config, name, cu
 	})
 	if err != nil {
 		unsubscribe()
-		return err
+		return nil, err
 	}
-	f := &push.Forwarder{Name: name, Reader: r, Sink: sink, Enricher: e, Logger: log, Host: cfg.Host}
+	f := &push.Forwarder{Name: name, Reader: r, Sink: sink, Enricher: e, Logger: log, Host: cfg.Host,
+		AckDurableAfter: durableAfter}
 	if t, ok := sink.(interface{ TokenID() string }); ok {
 		f.TokenID = t.TokenID()
 	}
@@ -289,7 +307,7 @@ func startForwarder(ctx context.Context, g *errgroup.Group, cfg Config, name, cu
 		defer r.Close()
 		return f.Run(ctx)
 	}))
-	return nil
+	return f, nil
 }
 
 // cursorName gives each relay its own cursor file, named after its host so

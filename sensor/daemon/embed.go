@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,7 +34,10 @@ type Embedded interface {
 	// and resends the rest. Host and target are stamped by the relay from
 	// EmbedConfig, as for any sensor.
 	PublishDurable(batch []json.RawMessage) (incident.Ack, error)
-	// Close releases the relay's files once Serve has returned.
+	// Close releases the relay's files once Serve has returned, with
+	// everything it acknowledged on disk (synced): the forwarder then
+	// stores its last acknowledged position. An error means that is not
+	// known, and the trailing cursor stays (see EmbedConfig.SyncInterval).
 	Close() error
 }
 
@@ -56,6 +60,37 @@ type EmbedConfig struct {
 	Registry prometheus.Registerer
 	// Logger is the sensor's logger, tagged for the relay.
 	Logger *slog.Logger
+	// SyncInterval is how often the relay fsyncs its store
+	// (EmbedSyncInterval), instead of before every ack: an ack means
+	// written, and on disk after the next sync. The daemon keeps this
+	// sensor's cursor for the relay that far behind the acks
+	// (embedDurableAfter), so a power cut costs a resend from the
+	// journal, not a loss.
+	SyncInterval time.Duration
+}
+
+// EmbedSyncInterval is the embedded relay's store sync interval. The
+// incidents journal is already this sensor's durable record, fsynced
+// within a second (group commit); a store that also fsynced every
+// message (sync always) paid a second, per-message fsync for the same
+// incident and capped --serve at a few thousand incidents a second. One
+// second matches the journal's own group commit.
+const EmbedSyncInterval = time.Second
+
+// embedDurableAfter is how long after an ack of a relay that syncs every
+// interval its copy is surely on disk: the sync after the write comes
+// within one interval, two cover a tick that ran late or was still busy
+// with the previous sync, and one more second is margin for the fsync
+// itself on a slow disk. It is also longer than the journal's group
+// commit (1 s), so the stored cursor never points past what a power cut
+// leaves of the journal. The price is a resend of that much after a crash,
+// which the stream drops as repeats (de-duplication by message id, 24 h
+// window, rebuilt from the store at start).
+func embedDurableAfter(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0 // synced before the ack
+	}
+	return 2*interval + time.Second
 }
 
 // EmbedFunc builds the relay for --serve. nil refuses --serve.
@@ -79,6 +114,7 @@ func startRelay(cfg Config, embed EmbedFunc, target *incident.Location, reg prom
 		Target:       target,
 		Registry:     reg,
 		Logger:       log.With("part", "relay"),
+		SyncInterval: EmbedSyncInterval,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/attackmap/attackmap/incident"
 	"github.com/attackmap/attackmap/relay"
@@ -48,49 +47,34 @@ func TestServeWithoutAnEmbeddedRelayIsRefused(t *testing.T) {
 // The embedded relay registers on the sensor's registry, so one listener
 // (--metrics-listen) serves both, and it uses the config the daemon built.
 func TestTheEmbeddedRelaySharesTheSensorsMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
+	var mu sync.Mutex
 	var got EmbedConfig
-	embed := func(c EmbedConfig) (Embedded, error) { got = c; return testRelay(c) }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
-			"--serve", "127.0.0.1:0", "--auth-log", filepath.Join(dir, "auth.log")},
-			env(nil), io.Discard, io.Discard, embed)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	want := []string{"attackmap_relay_", `attackmap_sensor_journal_lost_total{journal="incidents"}`}
-	deadline := time.Now().Add(30 * time.Second)
-	var body string
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			if strings.Contains(body, want[0]) && strings.Contains(body, want[1]) {
-				if got.DataDir != filepath.Join(dir, "data", "relay") || got.Host == "" || got.Registry == nil {
-					t.Errorf("embed got %+v", got)
-				}
-				return
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err // for the deferred check
-			t.Fatalf("Run ended: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
+	embed := func(c EmbedConfig) (Embedded, error) {
+		mu.Lock()
+		got = c
+		mu.Unlock()
+		return testRelay(c)
 	}
-	t.Fatalf("metrics lack %q:\n%s", want, body)
+	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
+		"--serve", "127.0.0.1:0", "--auth-log", filepath.Join(dir, "auth.log")}, io.Discard, io.Discard, embed)
+	want := []string{"attackmap_relay_", `attackmap_sensor_journal_lost_total{journal="incidents"}`}
+	var body string
+	if !poll(t, d, func() bool {
+		_, body = get("http://" + addr + "/metrics")
+		return strings.Contains(body, want[0]) && strings.Contains(body, want[1])
+	}) {
+		t.Fatalf("metrics lack %q:\n%s", want, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got.DataDir != filepath.Join(dir, "data", "relay") || got.Host == "" || got.Registry == nil {
+		t.Errorf("embed got %+v", got)
+	}
+	// The relay syncs its store in the background, at the interval the
+	// daemon trails its cursor by.
+	if got.SyncInterval != EmbedSyncInterval {
+		t.Errorf("embed got SyncInterval %v, want %v", got.SyncInterval, EmbedSyncInterval)
+	}
 }

@@ -88,7 +88,7 @@ func newMetrics(dataDir string, journals map[string]*jsonl.Writer) *metrics {
 		journalBytes: prometheus.NewDesc("attackmap_sensor_journal_bytes",
 			"Bytes in the journal's files on disk (every day kept by the retention).", j, nil),
 		lagBytes: prometheus.NewDesc("attackmap_sensor_push_lag_bytes",
-			"Bytes of the incidents journal after the relay's stored cursor: what is not yet acknowledged.", r, nil),
+			"Bytes of the incidents journal after the relay's stored cursor: what is not yet acknowledged (for the relay of --serve, not yet known to be on its disk: it also counts the last 3 s of acknowledged incidents).", r, nil),
 		lagIncidents: prometheus.NewDesc("attackmap_sensor_push_lag_incidents",
 			"Incident lines of the incidents journal after the relay's stored cursor (counted in the first 16 MiB, estimated past it).", r, nil),
 		relayUp: prometheus.NewDesc("attackmap_sensor_relay_connected",

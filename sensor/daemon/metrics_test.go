@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,25 +15,10 @@ import (
 // The sensor exports what it used to only count: the detectors' state, the
 // responder's decisions and the journals' losses, on its own listener.
 func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
-			"--auth-log", filepath.Join(dir, "auth.log")}, env(nil), io.Discard, io.Discard, nil)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
+		"--auth-log", filepath.Join(dir, "auth.log")}, io.Discard, io.Discard, nil)
 	want := []string{
 		"attackmap_sensor_detector_keys ",
 		"attackmap_sensor_detector_evicted_total ",
@@ -45,25 +27,11 @@ func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
 		`attackmap_sensor_blocks_total{backend="`,
 		`attackmap_sensor_journal_lost_total{journal="incidents"}`,
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	var body string
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			missing := false
-			for _, w := range want {
-				if !strings.Contains(body, w) {
-					missing = true
-				}
-			}
-			if !missing {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll(t, d, func() bool {
+		_, body = get("http://" + addr + "/metrics")
+		return !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(body, w) })
+	})
 	for _, w := range want {
 		if !strings.Contains(body, w) {
 			t.Errorf("no %q in /metrics", w)
@@ -75,12 +43,7 @@ func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
 // incidents by detector, journal bytes, the lag behind the journal's end
 // and the relay's connection state, here with a relay that is down.
 func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
 	auth := filepath.Join(dir, "auth.log")
 	var lines strings.Builder
@@ -97,19 +60,8 @@ func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
 		"ebpf": {"enabled": false}}`, auth)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--config", cfgFile, "--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
-			"--include-private", "--relay", "ws://127.0.0.1:1/api/ingest", "--token", "t"},
-			env(nil), io.Discard, io.Discard, nil)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	d := startDaemon(t, []string{"--config", cfgFile, "--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
+		"--include-private", "--relay", "ws://127.0.0.1:1/api/ingest", "--token", "t"}, io.Discard, io.Discard, nil)
 	want := []*regexp.Regexp{
 		regexp.MustCompile(`attackmap_sensor_events_total\{source="[a-z_]+"\} [1-9]`),
 		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="ssh_bruteforce"\} [1-9]`),
@@ -129,19 +81,11 @@ func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
 		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="suspicious_exec"\} 0`),
 		regexp.MustCompile(`attackmap_sensor_incidents_total\{detector="c2_connect"\} 0`),
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	var body string
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			if !slices.ContainsFunc(want, func(re *regexp.Regexp) bool { return !re.MatchString(body) }) {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll(t, d, func() bool {
+		_, body = get("http://" + addr + "/metrics")
+		return !slices.ContainsFunc(want, func(re *regexp.Regexp) bool { return !re.MatchString(body) })
+	})
 	for _, re := range want {
 		if !re.MatchString(body) {
 			t.Errorf("no %s in /metrics", re)

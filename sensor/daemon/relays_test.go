@@ -1,20 +1,15 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
 )
 
@@ -98,43 +93,12 @@ func TestHealthzAndMetricsNameTheURLInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.New(relay.Config{DataDir: filepath.Join(dir, "relay"), TokenFile: tokFile, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	rdone := make(chan error, 1)
-	go func() { rdone <- r.Serve(rctx, rln) }()
-	defer func() { rcancel(); <-rdone }()
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	dead := "ws://" + free() + "/api/ingest"
-	live := "ws://" + rln.Addr().String() + "/api/ingest"
-	addr := free()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
-			"--auth-log", filepath.Join(dir, "auth.log"), "--relay", dead + "," + live, "--token", tok},
-			env(nil), io.Discard, io.Discard, nil)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	live := serveRelay(t, dir, tokFile)
+	dead := "ws://" + freeAddr(t) + "/api/ingest"
+	addr := freeAddr(t)
+	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
+		"--auth-log", filepath.Join(dir, "auth.log"), "--relay", dead + "," + live, "--token", tok},
+		io.Discard, io.Discard, nil)
 	wantHealth := "relay " + dead + ": using " + live + " (2 of 2, 1 failover)"
 	wantMetrics := []string{
 		`attackmap_sensor_relay_url_index{relay="` + dead + `"} 1`,
@@ -144,14 +108,12 @@ func TestHealthzAndMetricsNameTheURLInUse(t *testing.T) {
 	}
 	var code int
 	var health, metrics string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	poll(t, d, func() bool {
 		code, health = get("http://" + addr + "/healthz")
 		_, metrics = get("http://" + addr + "/metrics")
-		if code == http.StatusOK && strings.Contains(health, wantHealth) &&
-			!slices.ContainsFunc(wantMetrics, func(w string) bool { return !strings.Contains(metrics, w) }) {
-			break
-		}
-	}
+		return code == http.StatusOK && strings.Contains(health, wantHealth) &&
+			!slices.ContainsFunc(wantMetrics, func(w string) bool { return !strings.Contains(metrics, w) })
+	})
 	if code != http.StatusOK || health != "ok\n"+wantHealth+"\n" {
 		t.Errorf("/healthz %d %q, want 200 %q", code, health, "ok\n"+wantHealth+"\n")
 	}

@@ -16,16 +16,21 @@ import (
 
 // BenchmarkDelivery measures incidents per second from journal append to
 // relay ack, through the real relay (history fsync included) over the
-// ingest WebSocket, and through the in-process relay (Publish, --serve).
+// ingest WebSocket, and through the in-process relay (Publish), and as
+// `run --serve` delivers: PublishDurable to an in-process relay whose store
+// syncs every second, with the cursor trailing the acks ("serve"), and the
+// same with the store syncing every message ("serve-syncalways", what
+// --serve did before).
 // It uses b.N directly, not b.Loop, because the timed span must include
 // waiting for the last ack after the last append.
 func BenchmarkDelivery(b *testing.B) {
-	for _, mode := range []string{"websocket", "inprocess"} {
+	for _, mode := range []string{"websocket", "inprocess", "serve", "serve-syncalways"} {
 		b.Run(mode, func(b *testing.B) {
 			tr := newTestRelay(b)
 			dir := b.TempDir()
 			w := openWriter(b, dir)
 			var sink Sink
+			var durableAfter time.Duration
 			switch mode {
 			case "websocket":
 				tr.start()
@@ -42,8 +47,24 @@ func BenchmarkDelivery(b *testing.B) {
 				sink = SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
 					return r.Publish(relay.Host{Name: "web-1"}, batch), nil
 				})
+			case "serve", "serve-syncalways":
+				// As the daemon sets them for --serve:
+				// daemon.EmbedSyncInterval and embedDurableAfter.
+				cfg := relay.Config{DataDir: filepath.Join(tr.dir, "relay"), RetentionDays: -1, Logger: slog.New(slog.DiscardHandler)}
+				if mode == "serve" {
+					cfg.NATSSyncInterval, durableAfter = time.Second, 3*time.Second
+				}
+				r, err := relay.New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { r.Close() })
+				sink = SinkFunc(func(ctx context.Context, batch []json.RawMessage) (incident.Ack, error) {
+					return r.PublishDurable(relay.Host{Name: "web-1"}, batch)
+				})
 			}
 			f, got := forwarder(b, dir, w, sink, nil)
+			f.AckDurableAfter = durableAfter
 			run(b, f)
 			lines := make([][]byte, b.N)
 			for i := range lines {
