@@ -198,7 +198,7 @@ func serve(ctx context.Context, args []string, env func(string) string, stderr i
 	natsName := fs.String("nats-name", env("ATTACKMAP_NATS_NAME"), "this relay's server name in the cluster, unique and stable across restarts; default: the host name and the --nats-listen port [ATTACKMAP_NATS_NAME]")
 	natsClient := fs.String("nats-client-listen", "", "also open the embedded server's client port on host:port (for the nats CLI, or relays joining with --nats); off loopback it needs --nats-client-token; empty opens none")
 	natsClientToken := fs.String("nats-client-token", env("ATTACKMAP_NATS_CLIENT_TOKEN"), "token clients of --nats-client-listen must present (nats://TOKEN@host:port) [ATTACKMAP_NATS_CLIENT_TOKEN]")
-	syncInterval := fs.Duration("nats-sync-interval", 0, "single relay: fsync the embedded store at this interval instead of before every ack (about 9x the ingest rate, but a power cut loses what was acknowledged since the last fsync; a process crash loses nothing); 0 fsyncs every write")
+	syncInterval := fs.Duration("nats-sync-interval", 0, "single relay: fsync the embedded store at this interval instead of before every ack (about 9x the ingest rate, but a power cut loses what was acknowledged since the last fsync; a process crash or a clean stop loses nothing); 0 fsyncs every write")
 	replicas := fs.Int("replicas", 0, "the stream's replica count; 0: 3 in a cluster of three or more relays, else the cluster's size")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
