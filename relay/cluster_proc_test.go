@@ -46,7 +46,7 @@ func startClusterProcs(t *testing.T, bin string, n int) ([]*clusterProc, string)
 		t.Fatalf("token add: %v", err)
 	}
 	tok := strings.TrimSpace(string(out))
-	routes := freePorts(t, n)
+	routes := testkit.FreeAddrs(t, n)
 	var urls []string
 	for _, a := range routes {
 		urls = append(urls, "nats://"+a)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,28 +18,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay/token"
 )
-
-// freePorts returns n loopback addresses that were free a moment ago, for
-// the embedded servers' route listeners.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
 
 // clusterRelay is one relay of an in-process cluster.
 type clusterRelay struct {
@@ -69,7 +49,7 @@ func (c *clusterRelay) kill() {
 // bucket makes it valid on all.
 func startCluster(t *testing.T, n int) (relays []*clusterRelay, tokens []string) {
 	t.Helper()
-	routes := freePorts(t, n)
+	routes := testkit.FreeAddrs(t, n)
 	var urls []string
 	for _, a := range routes {
 		urls = append(urls, "nats://"+a)
@@ -347,7 +327,7 @@ func TestLostStreamRefusesIngestKeepsServing(t *testing.T) {
 		t.Skip("restarts a NATS server; some seconds")
 	}
 	dir := t.TempDir()
-	port := freePorts(t, 1)[0]
+	port := testkit.FreeAddrs(t, 1)[0]
 	startNATS := func() *natsLog {
 		tr := &Relay{cfg: Config{DataDir: dir, NATSClientListen: port}}
 		l := &natsLog{}

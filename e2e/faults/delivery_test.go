@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/attackmap/attackmap/internal/jsonl"
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // settle is how long a case keeps watching the relay after every id
@@ -105,7 +106,7 @@ func TestAShortWriteOnAFullDiskDoesNotReplayTheDay(t *testing.T) {
 // resume by itself when space returns, without exiting.
 func TestAFullDiskIsAStateNotACrash(t *testing.T) {
 	dir := t.TempDir()
-	data := tmpfsDir(t, "2m")
+	data := testkit.Tmpfs(t, "2m")
 	want := writeIncidents(t, data, "full", 0, 100)
 	ballast := fillDisk(t, data)
 	r := startRelay(t, dir)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // The relay's side of exactly once: a SIGKILL mid-burst or a torn record
@@ -392,7 +394,7 @@ func TestRedeliveryBeyondTheRingIsDropped(t *testing.T) {
 // batches with an error (no ack: the sensor keeps them), says so once,
 // exports disk_full, and takes them by itself when space returns.
 func TestRelayOnAFullDiskRefusesIngestAndResumes(t *testing.T) {
-	dir := tmpfsDir(t, "2m")
+	dir := testkit.Tmpfs(t, "2m")
 	data := filepath.Join(t.TempDir(), "data")
 	maddr := sparePort(t)
 	r := startRelay(t, dir, "--metrics-listen", maddr)
@@ -439,7 +441,7 @@ func TestRelayOnAFullDiskRefusesIngestAndResumes(t *testing.T) {
 // space returned: the ids it receives strictly increase and every
 // incident arrives once.
 func TestSequenceNumbersNeverRepeatAcrossRestarts(t *testing.T) {
-	dir := tmpfsDir(t, "2m")
+	dir := testkit.Tmpfs(t, "2m")
 	data := filepath.Join(t.TempDir(), "data")
 	r := startRelay(t, dir)
 	sub := followStream(t, r.Addr)

@@ -1,13 +1,11 @@
 package jsonl
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -82,25 +80,6 @@ func TestOpenLeavesAFileAnotherLiveWriterHoldsAlone(t *testing.T) {
 	}
 }
 
-// tmpfs mounts a size-limited tmpfs at a new directory (root only) and
-// unmounts it when the test ends.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs (a full disk); CI runs as root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmounting %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // fill writes a file that takes every free byte of dir's file system and
 // returns it.
 func fill(t *testing.T, dir string) string {
@@ -123,7 +102,7 @@ func fill(t *testing.T, dir string) string {
 }
 
 func TestAFullDiskHoldsLinesAndResumesByItself(t *testing.T) {
-	dir := tmpfs(t, "256k")
+	dir := testkit.Tmpfs(t, "256k")
 	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
 	logs := &testkit.SyncBuffer{}
 	w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1, Backlog: 50,
@@ -182,7 +161,7 @@ func TestAFullDiskHoldsLinesAndResumesByItself(t *testing.T) {
 }
 
 func TestAFullDiskAtOpenIsAStateNotAnError(t *testing.T) {
-	dir := tmpfs(t, "64k")
+	dir := testkit.Tmpfs(t, "64k")
 	ballast := fill(t, dir)
 	clk := &fakeClock{t: time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)}
 	w, err := Open(dir, Options{Prefix: "incidents", Now: clk.Now, SyncInterval: -1, Backlog: 10})

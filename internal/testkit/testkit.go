@@ -1,11 +1,12 @@
 // Package testkit holds the small helpers many packages' tests share: a log
 // sink goroutines can write to while the test reads it, appending to a
-// file the code under test is following, and a clock the test moves. It is
-// imported only by tests.
+// file the code under test is following, a clock the test moves, and a
+// small tmpfs for full-disk cases. It is imported only by tests.
 package testkit
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -72,4 +73,20 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// FreeAddrs returns n loopback addresses ("127.0.0.1:port") that were free
+// a moment ago. They are all held open while picked, so they differ.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
 }

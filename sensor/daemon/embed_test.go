@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/attackmap/attackmap/incident"
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay"
 )
 
@@ -47,7 +48,7 @@ func TestServeWithoutAnEmbeddedRelayIsRefused(t *testing.T) {
 // The embedded relay registers on the sensor's registry, so one listener
 // (--metrics-listen) serves both, and it uses the config the daemon built.
 func TestTheEmbeddedRelaySharesTheSensorsMetrics(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddrs(t, 1)[0]
 	dir := t.TempDir()
 	var mu sync.Mutex
 	var got EmbedConfig

@@ -22,7 +22,7 @@ func TestARejectedTokenShowsOnHealthzAndTheMetric(t *testing.T) {
 		t.Fatal(err)
 	}
 	relayURL := serveRelay(t, dir, tokFile)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddrs(t, 1)[0]
 	logs := &testkit.SyncBuffer{}
 	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
 		"--auth-log", filepath.Join(dir, "auth.log"), "--relay", relayURL, "--token", "wrong-token"},

@@ -17,17 +17,6 @@ import (
 // it is up in well under a second; 30 s covers a loaded 2-core machine.
 const scrapeTimeout = 30 * time.Second
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // daemonRun is Run on its own goroutine for the rest of a test.
 type daemonRun struct {
 	done chan struct{}

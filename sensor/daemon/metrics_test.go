@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/attackmap/attackmap/internal/testkit"
 )
 
 // The sensor exports what it used to only count: the detectors' state, the
 // responder's decisions and the journals' losses, on its own listener.
 func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddrs(t, 1)[0]
 	dir := t.TempDir()
 	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
 		"--auth-log", filepath.Join(dir, "auth.log")}, io.Discard, io.Discard, nil)
@@ -43,7 +45,7 @@ func TestMetricsExportDetectionResponseAndDelivery(t *testing.T) {
 // incidents by detector, journal bytes, the lag behind the journal's end
 // and the relay's connection state, here with a relay that is down.
 func TestMetricsExportEventsIncidentsLagAndRelayState(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddrs(t, 1)[0]
 	dir := t.TempDir()
 	auth := filepath.Join(dir, "auth.log")
 	var lines strings.Builder

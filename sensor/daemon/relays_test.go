@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay/token"
 )
 
@@ -94,8 +95,8 @@ func TestHealthzAndMetricsNameTheURLInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := serveRelay(t, dir, tokFile)
-	dead := "ws://" + freeAddr(t) + "/api/ingest"
-	addr := freeAddr(t)
+	dead := "ws://" + testkit.FreeAddrs(t, 1)[0] + "/api/ingest"
+	addr := testkit.FreeAddrs(t, 1)[0]
 	d := startDaemon(t, []string{"--data", filepath.Join(dir, "data"), "--metrics-listen", addr,
 		"--auth-log", filepath.Join(dir, "auth.log"), "--relay", dead + "," + live, "--token", tok},
 		io.Discard, io.Discard, nil)

@@ -2,7 +2,6 @@ package push
 
 import (
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attackmap/attackmap/internal/testkit"
 	"github.com/attackmap/attackmap/relay"
 	"github.com/attackmap/attackmap/relay/token"
 )
@@ -50,19 +50,10 @@ func startRelayCluster(t *testing.T, n int) ([]*clusterNode, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var routes, urls []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		routes = append(routes, ln.Addr().String())
-		urls = append(urls, "nats://"+ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
+	routes := testkit.FreeAddrs(t, n)
+	var urls []string
+	for _, a := range routes {
+		urls = append(urls, "nats://"+a)
 	}
 	nodes := make([]*clusterNode, n)
 	errs := make([]error, n)
