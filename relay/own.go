@@ -9,8 +9,8 @@ import (
 // ownPrepared holds the incidents this relay prepared in publish until its
 // own consumer reads them back from the stream, so each incident is
 // prepared (decoded, validated, stamped, masked, encoded) once on the relay
-// that ingests it instead of twice: issue 13, "one encode per trust
-// boundary". A message the consumer reads is looked up by its Nats-Msg-Id
+// that ingests it instead of twice (one encode per trust boundary,
+// docs/DESIGN.md). A message the consumer reads is looked up by its Nats-Msg-Id
 // (versionID) and used only when its bytes are exactly the ones prepared
 // here; anything else (another relay's or an external writer's message,
 // a re-read after a consumer reset, an evicted entry) is prepared from the
