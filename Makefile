@@ -25,8 +25,8 @@ help:
 check: lint
 	$(GO) test -short -count=1 ./...
 
-## build: bin/attackmap-relay and bin/attackmap-sensor (static first: the
-## relay embeds the map)
+## build: bin/attackmap-relay, bin/attackmap-sensor and bin/attackmap-drill
+## (static first: the relay embeds the map)
 build: static
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
@@ -117,7 +117,8 @@ bench-e2e: static
 	$(GO) test -count=1 -v -run TestDrillLightsUpTheMap ./e2e/ | grep -E 'latency|long tasks|PASS|FAIL|ok'
 
 ## generate: rebuild the eBPF objects and their Go bindings (bpf/, needs
-## clang, llvm-strip and libbpf-dev); the outputs are committed
+## clang, llvm-strip and libbpf-dev; bpftool only to refresh vmlinux.h); the
+## outputs are committed
 generate:
 	$(GO) generate ./bpf/
 

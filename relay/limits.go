@@ -188,7 +188,7 @@ type limitListener struct {
 	limits *connLimits
 	// perAddr is false behind a trusted proxy: every connection then
 	// comes from the proxy, and the per-address cap is applied to
-	// requests by their forwarded address instead (see Relay.limitRequests).
+	// requests by their forwarded address instead (see Relay.guard in http.go).
 	perAddr bool
 	refused func(limit string)
 }

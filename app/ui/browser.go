@@ -18,7 +18,8 @@ const (
 // listener added with On comes with a remove func that detaches it and
 // releases its js.Func; Close removes whatever is left. Callbacks run on
 // the JavaScript event loop: they must not block (a blocked js.Func
-// deadlocks the Go runtime), so they only hand data over (see inbox).
+// deadlocks the Go runtime), so they only hand data over (see Live.post and
+// Live.postIncident in live.go, bounded by maxInbox).
 type eventSource struct {
 	v       app.Value
 	removes map[int]func()

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], env, stderr)
+		return serve(ctx, args[1:], env, stdout, stderr)
 	case "token":
 		sub := ""
 		if len(args) >= 2 {
@@ -73,11 +73,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			fmt.Fprint(stdout, usage)
 			return nil
 		case "add":
-			return tokenAdd(args[2:], env, stdout, stderr)
+			return tokenAdd(args[2:], env, stdout)
 		case "list":
-			return tokenList(args[2:], env, stdout, stderr)
+			return tokenList(args[2:], env, stdout)
 		case "remove":
-			return tokenRemove(args[2:], env, stdout, stderr)
+			return tokenRemove(args[2:], env, stdout)
 		}
 		return cli.Usagef("token: want \"token add\", \"token list\" or \"token remove\" (see 'attackmap-relay token --help')")
 	case "version", "--version", "-version":
@@ -155,7 +155,7 @@ use, a storage error), 2 a bad flag, token file or data directory.
 Options (environment defaults in brackets):
 `
 
-func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	// A bad flag is one line on stderr (cli.Exit prints it); only -h
 	// prints the usage.
@@ -202,7 +202,7 @@ func serve(ctx context.Context, args []string, env func(string) string, stderr i
 	replicas := fs.Int("replicas", 0, "the stream's replica count; 0: 3 in a cluster of three or more relays, else the cluster's size")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
+			fs.SetOutput(stdout)
 			fs.Usage()
 			return err
 		}
@@ -341,7 +341,7 @@ func runRelay(ctx context.Context, cfg relay.Config, listen, metricsListen strin
 	return cerr
 }
 
-func tokenAdd(args []string, env func(string) string, stdout, stderr io.Writer) error {
+func tokenAdd(args []string, env func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token add", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // see serve
 	fs.Usage = func() {
@@ -370,7 +370,7 @@ Options:
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stderr)
+				fs.SetOutput(stdout)
 				fs.Usage()
 				return err
 			}
@@ -418,7 +418,7 @@ Options:
 
 // tokenFlags parses the flags of "token list" and "token remove": only
 // --token-file, before or after the names.
-func tokenFlags(cmd, help string, args []string, env func(string) string, stderr io.Writer) (file string, names []string, err error) {
+func tokenFlags(cmd, help string, args []string, env func(string) string, stdout io.Writer) (file string, names []string, err error) {
 	fs := flag.NewFlagSet("token "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // see serve
 	fs.Usage = func() {
@@ -429,7 +429,7 @@ func tokenFlags(cmd, help string, args []string, env func(string) string, stderr
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stderr)
+				fs.SetOutput(stdout)
 				fs.Usage()
 				return "", nil, err
 			}
@@ -447,7 +447,7 @@ func tokenFlags(cmd, help string, args []string, env func(string) string, stderr
 	return *f, names, nil
 }
 
-func tokenList(args []string, env func(string) string, stdout, stderr io.Writer) error {
+func tokenList(args []string, env func(string) string, stdout io.Writer) error {
 	file, names, err := tokenFlags("list", `Usage: attackmap-relay token list --token-file FILE
 
 Lists the sensor hosts in FILE, one a line: NAME, then LAT LON when the
@@ -459,7 +459,7 @@ Example:
 Exit status: 0 success, 2 a bad command line or token file.
 
 Options:
-`, args, env, stderr)
+`, args, env, stdout)
 	if err != nil {
 		return err
 	}
@@ -480,7 +480,7 @@ Options:
 	return nil
 }
 
-func tokenRemove(args []string, env func(string) string, stdout, stderr io.Writer) error {
+func tokenRemove(args []string, env func(string) string, stdout io.Writer) error {
 	file, names, err := tokenFlags("remove", `Usage: attackmap-relay token remove --token-file FILE NAME
 
 Removes the sensor host NAME from FILE (atomically; other lines and
@@ -494,7 +494,7 @@ Exit status: 0 success, 2 a bad command line, an unknown NAME or an
 unusable token file.
 
 Options:
-`, args, env, stderr)
+`, args, env, stdout)
 	if err != nil {
 		return err
 	}

@@ -261,6 +261,10 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 		{[]string{"--help"}, "Examples:"},
 		{[]string{"token", "--help"}, "token add"},
 		{[]string{"token", "-h"}, "token list"},
+		{[]string{"serve", "--help"}, "Usage: attackmap-relay serve"},
+		{[]string{"token", "add", "--help"}, "Usage: attackmap-relay token add"},
+		{[]string{"token", "list", "-h"}, "Usage: attackmap-relay token list"},
+		{[]string{"token", "remove", "--help"}, "Usage: attackmap-relay token remove"},
 		{[]string{"version"}, "attackmap-relay dev"},
 		{[]string{"--version"}, "attackmap-relay dev"},
 	} {

@@ -1,7 +1,9 @@
 // Package testkit holds the small helpers many packages' tests share: a log
 // sink goroutines can write to while the test reads it, appending to a
-// file the code under test is following, a clock the test moves, and a
-// small tmpfs for full-disk cases. It is imported only by tests.
+// file the code under test is following, a clock the test moves, a small
+// tmpfs for full-disk cases, free loopback addresses, and the check that
+// every metric a collector describes is documented. It is imported only by
+// tests.
 package testkit
 
 import (

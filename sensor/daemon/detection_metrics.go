@@ -62,7 +62,7 @@ func newDetectionMetrics(resp *respond.Responder) *detectionMetrics {
 		logLost: prometheus.NewDesc("attackmap_sensor_log_rotated_lost_total",
 			"Rotated files of a followed log that could not be found again to finish (deleted, or compressed other than with gzip).", p, nil),
 		eventsBy: prometheus.NewDesc("attackmap_sensor_events_total",
-			"Raw events the collectors delivered to the detectors, by source (sshd, nginx, ebpf, ...).", []string{"source"}, nil),
+			"Raw events the collectors delivered to the detectors, by source (ebpf, auth_log, journald, access_log, error_log, firewall_log).", []string{"source"}, nil),
 		incidentsBy: prometheus.NewDesc("attackmap_sensor_incidents_total",
 			"Incident copies written to the incidents journal (a new incident or an update), by detector.", []string{"detector"}, nil),
 		keys: prometheus.NewDesc("attackmap_sensor_detector_keys",

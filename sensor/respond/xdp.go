@@ -29,7 +29,8 @@ const DefaultXDPMaxEntries = 262144
 
 // xdpSweepInterval is how often the XDP backend deletes expired entries.
 // The program itself stops dropping at the expiry time, so the sweep only
-// frees memory and keeps List honest; once a second is the figure.
+// frees memory and keeps List honest; once a second keeps List at most a
+// second behind the expiries.
 const xdpSweepInterval = time.Second
 
 // xdpRescanInterval is how often the sweeper walks the whole tries, to find
