@@ -310,18 +310,7 @@ func (f *Forwarder) Synced() error {
 	if c == nil {
 		return nil
 	}
-	c.mu.Lock()
-	c.settle(time.Time{})
-	p, pending, sent, behind := c.next, c.pending, c.sent, c.behind
-	c.pending, c.sent = false, nil
-	c.mu.Unlock()
-	for _, b := range sent {
-		if err := c.r.MarkSent(b.file, b.hashes); err != nil {
-			c.mu.Lock()
-			c.indexFailures++
-			c.mu.Unlock()
-		}
-	}
+	p, pending, _, behind := c.drain(true)
 	if !pending {
 		return nil
 	}
@@ -455,20 +444,33 @@ func (c *committer) unpersisted() int {
 	return c.behind
 }
 
+// drain takes what is to be written: it records the delivered lines in the
+// sent index (a failed write is counted; it costs at most a resend, which
+// the relay drops) and returns the position to store, if one is pending,
+// with the lines it covers. all also takes the batches still trailing
+// (see Synced).
+func (c *committer) drain(all bool) (p journal.Position, pending, quit bool, behind int) {
+	c.mu.Lock()
+	if all {
+		c.settle(time.Time{})
+	}
+	p, pending, quit, sent, behind := c.next, c.pending, c.quit, c.sent, c.behind
+	c.pending, c.sent = false, nil
+	c.mu.Unlock()
+	for _, b := range sent {
+		if err := c.r.MarkSent(b.file, b.hashes); err != nil {
+			c.mu.Lock()
+			c.indexFailures++
+			c.mu.Unlock()
+		}
+	}
+	return p, pending, quit, behind
+}
+
 func (c *committer) loop() {
 	defer close(c.done)
 	for range c.wake {
-		c.mu.Lock()
-		p, pending, quit, sent, behind := c.next, c.pending, c.quit, c.sent, c.behind
-		c.pending, c.sent = false, nil
-		c.mu.Unlock()
-		for _, b := range sent {
-			if err := c.r.MarkSent(b.file, b.hashes); err != nil {
-				c.mu.Lock()
-				c.indexFailures++
-				c.mu.Unlock()
-			}
-		}
+		p, pending, quit, behind := c.drain(false)
 		if pending {
 			c.store(p, behind)
 		}
