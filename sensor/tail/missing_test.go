@@ -27,7 +27,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestSaysPlainlyThatAFileDoesNotExist: a configured log that is not there
-// is named as missing (a typo in --auth-log), not only "polling only".
+// is named as missing (a typo in --auth-log), once: not only, nor also,
+// "polling only".
 func TestSaysPlainlyThatAFileDoesNotExist(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, path, want string }{
@@ -38,8 +39,12 @@ func TestSaysPlainlyThatAFileDoesNotExist(t *testing.T) {
 			logs := &lockedBuffer{}
 			_, stop := follow(t, Config{Path: tc.path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			stop()
-			if out := logs.String(); !strings.Contains(out, tc.want) || !strings.Contains(out, tc.path) {
+			out := logs.String()
+			if !strings.Contains(out, tc.want) || !strings.Contains(out, tc.path) {
 				t.Errorf("log lacks %q and the path:\n%s", tc.want, out)
+			}
+			if strings.Contains(out, "polling only") {
+				t.Errorf("the missing file is reported twice:\n%s", out)
 			}
 		})
 	}

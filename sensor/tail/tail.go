@@ -261,8 +261,10 @@ func (t *Tailer) Run(ctx context.Context, fn func(line []byte) error) error {
 	defer t.closeAll()
 	// A configured path that is not there is most often a typo: say so
 	// plainly, once, before the watch warnings below.
+	noDir := false
 	if _, err := os.Stat(t.cfg.Path); errors.Is(err, fs.ErrNotExist) {
 		if _, derr := os.Stat(filepath.Dir(t.cfg.Path)); errors.Is(derr, fs.ErrNotExist) {
+			noDir = true
 			t.log.Warn("tail: the file does not exist, nor its directory: check the path; checking for it every "+t.cfg.Poll.String(), "dir", filepath.Dir(t.cfg.Path))
 		} else {
 			t.log.Warn("tail: the file does not exist: check the path; following it from its start when it appears")
@@ -276,7 +278,10 @@ func (t *Tailer) Run(ctx context.Context, fn func(line []byte) error) error {
 	} else {
 		defer w.Close()
 		if err := w.Add(filepath.Dir(t.cfg.Path)); err != nil {
-			t.log.Warn("tail: cannot watch directory, polling only", "err", err)
+			// A missing directory was just reported, with the polling.
+			if !noDir {
+				t.log.Warn("tail: cannot watch directory, polling only", "err", err)
+			}
 		} else {
 			events, werrs = w.Events, w.Errors
 		}
