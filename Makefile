@@ -137,7 +137,8 @@ generate-check: generate
 ## then today's clean and with 1,000 slowloris connections and 100
 ## non-reading feed clients alongside (targets: the stream within 1.2x of
 ## before in memory per subscriber and p99; hostile 100% still, p99 <=
-## 1.2x and RSS <= 1.5x the clean run), side by side; then three relays in
+## 1.2x and RSS <= 1.5x the clean run), three times interleaved, judged on
+## the median of the side-by-side ratios; then three relays in
 ## one NATS cluster (R3 stream), 4,000 subscribers each, and acknowledged
 ## ingest throughput (target >= 5,000/s). BENCH_RELAY_FLAGS passes options
 ## (-n, -rate, -batch, -incidents, -runs, -cluster-n, -ingest-n; see go run
