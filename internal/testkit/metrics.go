@@ -33,7 +33,8 @@ func Describe(t testing.TB, cs ...prometheus.Collector) []Metric {
 		for d := range ch {
 			m := descRE.FindStringSubmatch(d.String())
 			if m == nil {
-				t.Fatalf("cannot read the description %s", d)
+				t.Errorf("cannot read the description %s", d) // and drain the rest
+				continue
 			}
 			labels := strings.TrimSpace(strings.Join(strings.Fields(m[4]+" "+m[3]), ","))
 			out = append(out, Metric{Name: m[1], Help: m[2], Labels: strings.ReplaceAll(labels, ",,", ",")})
