@@ -1,4 +1,4 @@
-const cacheName = "app-" + "23bd05a478885927";
+const cacheName = "app-" + "53b4a0bbddf31c60";
 const resourcesToCache = ["/web/world.svg","/web/map.css","/web/icon.svg","/web/icon-512.png","/web/icon-192.png","/web/attackmap.css","/web/app.wasm","/wasm_exec.js","/manifest.webmanifest","/live","/app.js","/app.css","/"];
 
 self.addEventListener("install", (event) => {

@@ -13,9 +13,9 @@ var goappOnAppInstallChange = function () {
   goappAppInstallChangedBeforeWasmLoaded = true;
 };
 
-const goappEnv = {"GOAPP_INTERNAL_URLS":"null","GOAPP_ROOT_PREFIX":"/","GOAPP_STATIC_RESOURCES_URL":"/web","GOAPP_VERSION":"23bd05a478885927"};
+const goappEnv = {"GOAPP_INTERNAL_URLS":"null","GOAPP_ROOT_PREFIX":"/","GOAPP_STATIC_RESOURCES_URL":"/web","GOAPP_VERSION":"53b4a0bbddf31c60"};
 const goappLoadingLabel = "loading map {progress}%";
-const goappWasmContentLength = "8695631";
+const goappWasmContentLength = "8695033";
 const goappWasmContentLengthHeader = "";
 
 let goappServiceWorkerRegistration;
