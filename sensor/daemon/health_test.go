@@ -34,7 +34,8 @@ func TestARejectedTokenShowsOnHealthzAndTheMetric(t *testing.T) {
 		_, metrics = get("http://" + addr + "/metrics")
 		return code == http.StatusServiceUnavailable && strings.Contains(metrics, "attackmap_sensor_relay_auth_ok")
 	})
-	if code != http.StatusServiceUnavailable || !strings.Contains(health, relayURL) || !strings.Contains(health, "rejects the token") {
+	if first, _, _ := strings.Cut(health, "\n"); code != http.StatusServiceUnavailable ||
+		strings.Count(first, relayURL) != 1 || !strings.Contains(first, "rejects this sensor's token") {
 		t.Errorf("/healthz %d %q", code, health)
 	}
 	if want := `attackmap_sensor_relay_auth_ok{relay="` + relayURL + `"} 0`; !strings.Contains(metrics, want) {

@@ -120,7 +120,13 @@ func (f *Forwarder) Health() string {
 	s := f.Stats()
 	switch {
 	case s.TokenRejected:
-		return "relay " + f.Name + " rejects the token: " + s.LastError
+		// One plain sentence: LastError repeats the relay and the
+		// rejection inside its own prefixes.
+		h := "relay " + f.Name + " rejects this sensor's token"
+		if f.TokenID != "" {
+			h += " (SHA-256 " + f.TokenID + "...)"
+		}
+		return h + "; attackmap-relay token add NAME on the relay makes a new one"
 	case s.LastError != "":
 		return "relay " + f.Name + " unreachable: " + s.LastError
 	case s.CursorStuck:

@@ -40,8 +40,8 @@ func TestARejectedTokenIsOneErrorAtStart(t *testing.T) {
 	if !s.AuthKnown || !s.TokenRejected || s.Connected {
 		t.Errorf("stats %+v, want the token rejected", s)
 	}
-	if h := f.Health(); !strings.Contains(h, "rejects the token") {
-		t.Errorf("Health() = %q", h)
+	if h := f.Health(); !strings.Contains(h, "rejects this sensor's token") || strings.Count(h, "reject") != 1 {
+		t.Errorf("Health() = %q, want the rejection said once", h)
 	}
 }
 
